@@ -1,0 +1,56 @@
+"""Pretraining heads: masked-LM (`cls/predictions/...`) and next-sentence (`cls/seq_relationship/...`).
+
+Names and computation follow the original `run_pretraining.py`, so pretraining checkpoints load.
+"""
+
+import tensorflow.compat.v1 as tf
+
+from mobilebert import layers
+
+
+def masked_lm_logits(config, sequence_output, embedding_table, positions):
+  """Logits over the vocab at the masked positions.
+
+  The output matrix is the word-embedding table, widened by `extra_output_weights` [V, H-E] when the
+  embedding is narrower than the hidden size (MobileBERT's embedding factorization).
+
+  Args:
+    config: BertConfig.
+    sequence_output: [B, T, H].
+    embedding_table: [V, E].
+    positions: [B, P] int32 masked positions.
+  Returns:
+    [B*P, V] float32 logits, rows ordered (example, position).
+  """
+  hidden = layers.gather_indexes(sequence_output, positions)  # [B*P, H]
+  with tf.variable_scope("cls/predictions"):
+    with tf.variable_scope("transform"):
+      hidden = layers.dense(hidden, config.hidden_size,
+                            layers.create_initializer(config.initializer_range),
+                            activation=layers.get_activation(config.hidden_act))
+      # A real LayerNorm even in no_norm students, as in the original head.
+      hidden = layers.layer_norm(hidden)
+    output_bias = tf.get_variable("output_bias", [config.vocab_size],
+                                  initializer=tf.zeros_initializer())
+    output_weights = embedding_table
+    if config.embedding_size != config.hidden_size:
+      extra = tf.get_variable(
+          "extra_output_weights", [config.vocab_size, config.hidden_size - config.embedding_size],
+          initializer=layers.create_initializer(config.initializer_range))
+      output_weights = tf.concat([embedding_table, extra], axis=1)  # [V, H]
+    logits = tf.matmul(hidden, tf.cast(output_weights, hidden.dtype), transpose_b=True)
+    return tf.nn.bias_add(logits, tf.cast(output_bias, hidden.dtype))
+
+
+def next_sentence_logits(config, pooled_output):
+  """[B, 2] logits of "B follows A" (index 0) vs "B is random" (index 1) from the [B, H] pooled output.
+
+  The weights are stored [2, H] ([out, in]), as in the original.
+  """
+  with tf.variable_scope("cls/seq_relationship"):
+    output_weights = tf.get_variable(
+        "output_weights", [2, config.hidden_size],
+        initializer=layers.create_initializer(config.initializer_range))
+    output_bias = tf.get_variable("output_bias", [2], initializer=tf.zeros_initializer())
+    logits = tf.matmul(pooled_output, tf.cast(output_weights, pooled_output.dtype), transpose_b=True)
+    return tf.nn.bias_add(logits, tf.cast(output_bias, pooled_output.dtype))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's test command: builds the test environment if needed, then runs the whole suite.
+#   bash run_scripts/test.sh [pytest args...]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MOBILEBERT_VENV:-$ROOT/.venv}"
+bash "$ROOT/run_scripts/setup_env.sh" --test
+cd "$ROOT"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec "$VENV/bin/python" -m pytest -n "${MOBILEBERT_TEST_WORKERS:-2}" "$@"
