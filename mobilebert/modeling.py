@@ -192,7 +192,7 @@ def transformer_layer(config, layer_input, attention_mask, use_einsum=True, stag
         with tf.variable_scope("attention"):
           query_key_input = normalize(dense(layer_input, config.intra_bottleneck_size, initializer,
                                             use_einsum=use_einsum), config.normalization_type)
-          stages["layer_i/bottleneck/attention"] = query_key_input
+          stages["layer_i/bottleneck/attention (shared q,k input)"] = query_key_input
 
   with tf.variable_scope("attention"):
     with tf.variable_scope("self"):

@@ -1,0 +1,102 @@
+"""Initializing graph variables from checkpoints by name.
+
+Released pretraining checkpoints hold more than a model needs (the teacher under `teacher/`, AdamW
+slots, `global_step`); those entries are ignored. A graph variable and a checkpoint entry match when
+their names agree after removing `graph_prefix` / `checkpoint_prefix`, and are used when their shapes
+agree too.
+"""
+
+import collections
+import re
+
+import tensorflow.compat.v1 as tf
+
+CheckpointInit = collections.namedtuple(
+    "CheckpointInit", ["assignment_map", "initialized", "shape_mismatch", "not_in_checkpoint"])
+
+OPTIMIZER_SLOT_PATTERN = re.compile(r"/(adam_m|adam_v|Adam|Adam_1|Momentum|lamb_m|lamb_v)$")
+
+
+class CheckpointError(ValueError):
+  """A checkpoint path that does not name a readable TensorFlow checkpoint."""
+
+
+def resolve_checkpoint(path):
+  """Returns a checkpoint prefix for `path`: a prefix itself, or a directory's latest checkpoint."""
+  if not path:
+    raise CheckpointError("no checkpoint path given")
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise CheckpointError(f"{path}: directory holds no checkpoint (no 'checkpoint' state file)")
+    return latest
+  if not tf.io.gfile.exists(path + ".index"):
+    raise CheckpointError(f"{path}: not a checkpoint ({path}.index does not exist); give the prefix, "
+                          "e.g. model.ckpt for model.ckpt.index + model.ckpt.data-*")
+  return path
+
+
+def list_checkpoint(path):
+  """{name: shape} of every variable in the checkpoint at `path`."""
+  prefix = resolve_checkpoint(path)
+  try:
+    return dict(tf.train.list_variables(prefix))
+  except (tf.errors.OpError, ValueError) as e:
+    raise CheckpointError(f"{path}: cannot read checkpoint ({e})") from None
+
+
+def assignment_map(init_checkpoint, tvars=None, checkpoint_prefix="", graph_prefix=""):
+  """Matches graph variables with checkpoint entries.
+
+  Args:
+    init_checkpoint: checkpoint prefix or directory.
+    tvars: variables to initialize (default: all trainable variables).
+    checkpoint_prefix: prefix of the names in the checkpoint (e.g. "teacher/").
+    graph_prefix: only graph variables under this prefix take part; it is removed before matching.
+  Returns:
+    CheckpointInit: assignment_map {checkpoint name: variable}, initialized names (graph names),
+    shape_mismatch [(graph name, graph shape, checkpoint shape)], not_in_checkpoint (graph names).
+  """
+  in_checkpoint = list_checkpoint(init_checkpoint)
+  tvars = tf.trainable_variables() if tvars is None else tvars
+  amap = collections.OrderedDict()
+  initialized, mismatched, missing = [], [], []
+  for var in tvars:
+    name = var.name.split(":")[0]
+    if not name.startswith(graph_prefix):
+      continue
+    source = checkpoint_prefix + name[len(graph_prefix):]
+    if source not in in_checkpoint:
+      missing.append(name)
+      continue
+    shape = var.shape.as_list()
+    if list(in_checkpoint[source]) != shape:
+      mismatched.append((name, shape, list(in_checkpoint[source])))
+      continue
+    amap[source] = var
+    initialized.append(name)
+  return CheckpointInit(amap, initialized, mismatched, missing)
+
+
+def init_from_checkpoint(init_checkpoint, tvars=None, checkpoint_prefix="", graph_prefix="",
+                         log=True):
+  """Overrides the initializers of matching variables with the checkpoint's values.
+
+  Returns the CheckpointInit, and logs what was initialized, what was skipped and why.
+  """
+  prefix = resolve_checkpoint(init_checkpoint)
+  result = assignment_map(prefix, tvars, checkpoint_prefix, graph_prefix)
+  if result.assignment_map:
+    tf.train.init_from_checkpoint(prefix, dict(result.assignment_map))
+  if log:
+    tf.logging.info("init_from_checkpoint %s: %d variables initialized%s", prefix,
+                    len(result.initialized),
+                    f" (graph prefix '{graph_prefix}')" if graph_prefix else "")
+    for name in result.initialized:
+      tf.logging.info("  initialized %s", name)
+    for name, shape, ckpt_shape in result.shape_mismatch:
+      tf.logging.warning("  shape mismatch, not initialized: %s graph %s checkpoint %s", name,
+                         shape, ckpt_shape)
+    for name in result.not_in_checkpoint:
+      tf.logging.info("  not in checkpoint (fresh init): %s", name)
+  return result

@@ -1,0 +1,141 @@
+"""One place that turns run settings into an Estimator: TPU, one device, several GPUs or workers.
+
+Model functions return `TPUEstimatorSpec`s (host-call summaries work on TPU, plain ones elsewhere).
+On TPU and on a single device they run under `TPUEstimator` (use_tpu=False is its CPU/GPU fallback);
+with `num_gpus > 1` or a multi-worker `TF_CONFIG` they run under a plain Estimator with
+MirroredStrategy / MultiWorkerMirroredStrategy, the global batch split evenly across replicas.
+Entry points call `Runner.train/evaluate/predict` with global batch sizes and never build estimators
+themselves.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import tensorflow.compat.v1 as tf
+
+
+@dataclasses.dataclass
+class RunSettings:
+  """Typed view of the run flags (see mobilebert.flags.define_run_flags)."""
+  output_dir: str
+  use_tpu: bool = False
+  tpu_name: Optional[str] = None
+  tpu_zone: Optional[str] = None
+  gcp_project: Optional[str] = None
+  master: Optional[str] = None
+  num_tpu_cores: int = 8
+  iterations_per_loop: int = 1000
+  save_checkpoints_steps: int = 1000
+  keep_checkpoint_max: int = 5
+  num_gpus: int = 0
+  precision: str = "float32"
+  rand_seed: Optional[int] = 12345
+
+  @classmethod
+  def from_flags(cls, flag_values):
+    kwargs = {f.name: getattr(flag_values, f.name) for f in dataclasses.fields(cls)}
+    if not kwargs["output_dir"]:
+      raise ValueError("--output_dir is required")
+    if kwargs["use_tpu"] and not kwargs["tpu_name"] and not kwargs["master"]:
+      # Inside a Cloud TPU VM the resolver finds the local TPU with no name.
+      tf.logging.info("--use_tpu without --tpu_name: using the TPU the environment provides")
+    return cls(**kwargs)
+
+  @property
+  def compute_dtype(self):
+    return {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}[self.precision]
+
+
+def multi_worker_count():
+  """Number of workers in TF_CONFIG (1 when unset)."""
+  config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+  cluster = config.get("cluster", {})
+  return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+class Runner:
+  """Builds the right estimator for the settings and runs train / evaluate / predict."""
+
+  def __init__(self, settings, model_fn, params=None):
+    self.settings = settings
+    self.model_fn = model_fn
+    self.params = dict(params or {})
+    self.strategy = self._strategy()
+    self.num_replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
+
+  def _strategy(self):
+    if self.settings.use_tpu:
+      return None
+    if multi_worker_count() > 1:
+      return tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    if self.settings.num_gpus > 1:
+      devices = [f"/gpu:{i}" for i in range(self.settings.num_gpus)]
+      return tf.distribute.MirroredStrategy(devices=devices)
+    return None
+
+  def _session_config(self):
+    return tf.ConfigProto(allow_soft_placement=True)
+
+  def estimator(self, train_batch_size=1, eval_batch_size=1, predict_batch_size=1):
+    s = self.settings
+    if self.strategy is None:
+      resolver = None
+      if s.use_tpu:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            s.tpu_name, zone=s.tpu_zone, project=s.gcp_project)
+      config = tf.estimator.tpu.RunConfig(
+          cluster=resolver, master=s.master, model_dir=s.output_dir,
+          save_checkpoints_steps=s.save_checkpoints_steps, keep_checkpoint_max=s.keep_checkpoint_max,
+          tf_random_seed=s.rand_seed, session_config=self._session_config(),
+          tpu_config=tf.estimator.tpu.TPUConfig(
+              iterations_per_loop=s.iterations_per_loop, num_shards=s.num_tpu_cores,
+              per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
+      return tf.estimator.tpu.TPUEstimator(
+          use_tpu=s.use_tpu, model_fn=self.model_fn, config=config, params=self.params,
+          train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
+          predict_batch_size=predict_batch_size)
+    config = tf.estimator.RunConfig(
+        model_dir=s.output_dir, save_checkpoints_steps=s.save_checkpoints_steps,
+        keep_checkpoint_max=s.keep_checkpoint_max, tf_random_seed=s.rand_seed,
+        session_config=self._session_config(), train_distribute=self.strategy,
+        eval_distribute=self.strategy)
+
+    def model_fn(features, labels, mode, params):
+      spec = self.model_fn(features, labels, mode, params)
+      return spec.as_estimator_spec() if hasattr(spec, "as_estimator_spec") else spec
+
+    return tf.estimator.Estimator(model_fn=model_fn, config=config, params=self.params)
+
+  def _input_fn(self, input_fn, global_batch_size):
+    """Under a strategy each replica reads global/replicas examples; TPUEstimator splits itself."""
+    if self.strategy is None:
+      return input_fn
+    if global_batch_size % self.num_replicas:
+      raise ValueError(f"batch size {global_batch_size} is not divisible by the "
+                       f"{self.num_replicas} replicas")
+    per_replica = global_batch_size // self.num_replicas
+    return lambda params: input_fn(dict(params, batch_size=per_replica))
+
+  def train(self, input_fn, max_steps, batch_size, hooks=None):
+    estimator = self.estimator(train_batch_size=batch_size)
+    return estimator.train(self._input_fn(input_fn, batch_size), max_steps=max_steps, hooks=hooks)
+
+  def evaluate(self, input_fn, steps, batch_size, checkpoint_path=None, name=None):
+    estimator = self.estimator(eval_batch_size=batch_size)
+    return estimator.evaluate(self._input_fn(input_fn, batch_size), steps=steps,
+                              checkpoint_path=checkpoint_path, name=name)
+
+  def predict(self, input_fn, batch_size, checkpoint_path=None):
+    estimator = self.estimator(predict_batch_size=batch_size)
+    return estimator.predict(self._input_fn(input_fn, batch_size), checkpoint_path=checkpoint_path,
+                             yield_single_examples=True)
+
+
+def latest_step(output_dir):
+  """Global step of the newest checkpoint in `output_dir` (0 when there is none)."""
+  latest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.isdir(output_dir) else None
+  if latest is None:
+    return 0
+  return int(tf.train.load_variable(latest, "global_step"))

@@ -1,0 +1,97 @@
+"""The summary tool's output against the manifests, and initialization from release-like checkpoints."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from mobilebert import checkpoint, heads, modeling, summary
+from mobilebert.config import BertConfig
+from conftest import CONFIG_DIR, REFERENCE, ROOT
+
+
+def test_summary_json_cli_matches_the_manifest():
+  result = subprocess.run(
+      [sys.executable, "-m", "mobilebert.summary",
+       f"--bert_config_file={CONFIG_DIR / 'uncased_L-24_H-1024_B-512_A-4.json'}", "--json"],
+      capture_output=True, text=True, check=True, cwd=ROOT)
+  got = json.loads(result.stdout)
+  manifest = json.loads((REFERENCE / "manifests" / "uncased_L-24_H-1024_B-512_A-4.json").read_text())
+  assert got["variables"] == manifest["variables"]
+  assert got["backbone_params"] == manifest["backbone_params"]
+  assert got["pooler_params"] == manifest["pooler_params"] == 262_656
+  assert got["mlm_head_params"] == manifest["mlm_head_params"]
+  assert got["total_params"] == manifest["total_with_mlm_head"]
+
+
+def test_summary_table_and_bad_config_exit_code(tmp_path):
+  table = summary.format_table(summary.summarize(
+      BertConfig.from_json_file(str(CONFIG_DIR / "student_base_f2.json"))))
+  assert "total_params" in table and "26,260,424" in table
+  bad = tmp_path / "bad.json"
+  bad.write_text('{"vocab_size": 10, "hidden_sise": 3}')
+  result = subprocess.run([sys.executable, "-m", "mobilebert.summary", f"--bert_config_file={bad}"],
+                          capture_output=True, text=True, cwd=ROOT)
+  assert result.returncode == 2 and "hidden_sise" in result.stderr and str(bad) in result.stderr
+
+
+RELEASE_LIKE = str(REFERENCE / "release_like" / "mobilebert.ckpt")
+
+
+def test_student_initializes_from_a_release_checkpoint_ignoring_teacher_and_slots():
+  config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_student_f2.json"))
+  golden = np.load(REFERENCE / "golden" / "tiny_student_f2.npz")
+  with tf.Graph().as_default():
+    model = modeling.BertModel(config, False, tf.constant(golden["input_ids"]),
+                               tf.constant(golden["input_mask"]), tf.constant(golden["segment_ids"]))
+    heads.masked_lm_logits(config, model.get_sequence_output(), model.get_embedding_table(),
+                           tf.constant(golden["masked_lm_positions"]))
+    result = checkpoint.init_from_checkpoint(RELEASE_LIKE)
+    assert len(result.initialized) == len(tf.trainable_variables()) == 72
+    assert not result.shape_mismatch and not result.not_in_checkpoint
+    assert not any(n.startswith("teacher/") or "adam" in n for n in result.assignment_map)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      np.testing.assert_allclose(session.run(model.get_sequence_output()),
+                                 golden["sequence_output"], atol=1e-5)
+
+
+def test_teacher_initializes_from_the_teacher_scope_of_a_pretraining_checkpoint():
+  config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_teacher_bert.json"))
+  golden = np.load(REFERENCE / "golden" / "tiny_teacher_bert.npz")
+  with tf.Graph().as_default():
+    with tf.variable_scope("teacher"):
+      model = modeling.BertModel(config, False, tf.constant(golden["input_ids"]),
+                                 tf.constant(golden["input_mask"]),
+                                 tf.constant(golden["segment_ids"]))
+    result = checkpoint.init_from_checkpoint(RELEASE_LIKE, checkpoint_prefix="teacher/",
+                                             graph_prefix="teacher/")
+    assert len(result.initialized) == len(tf.trainable_variables())
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      np.testing.assert_allclose(session.run(model.get_pooled_output()), golden["pooled_output"],
+                                 atol=1e-5)
+
+
+def test_shape_mismatches_are_skipped_and_reported():
+  config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_student_f2.json"))
+  wider = config.copy(intermediate_size=96)
+  with tf.Graph().as_default():
+    modeling.BertModel(wider, False, tf.zeros([1, 8], tf.int32))
+    result = checkpoint.init_from_checkpoint(RELEASE_LIKE)
+    mismatched = {name for name, _, _ in result.shape_mismatch}
+    assert "bert/encoder/layer_0/intermediate/dense/kernel" in mismatched
+    assert "bert/embeddings/word_embeddings" in result.initialized
+
+
+def test_bad_checkpoint_paths(tmp_path):
+  with pytest.raises(checkpoint.CheckpointError, match="not a checkpoint"):
+    checkpoint.resolve_checkpoint(str(tmp_path / "model.ckpt"))
+  with pytest.raises(checkpoint.CheckpointError, match="holds no checkpoint"):
+    checkpoint.resolve_checkpoint(str(tmp_path))
+  (tmp_path / "junk.ckpt.index").write_bytes(b"not a checkpoint index")
+  with pytest.raises(checkpoint.CheckpointError, match="cannot read"):
+    checkpoint.list_checkpoint(str(tmp_path / "junk.ckpt"))
