@@ -76,10 +76,12 @@ def get_activation(name):
 def layer_norm(input_tensor, name="LayerNorm"):
   """Layer normalization over the last axis (variables `<name>/beta`, `<name>/gamma`)."""
   with tf.variable_scope(name):
-    beta, gamma = _norm_variables(input_tensor)
-    mean, variance = tf.nn.moments(input_tensor, [-1], keepdims=True)
+    # Statistics in float32 even under mixed precision: bfloat16 moments lose too much.
+    x = tf.cast(input_tensor, tf.float32)
+    beta, gamma = _norm_variables(x)
+    mean, variance = tf.nn.moments(x, [-1], keepdims=True)
     inv = tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma
-    return input_tensor * inv + (beta - mean * inv)
+    return tf.cast(x * inv + (beta - mean * inv), input_tensor.dtype)
 
 
 def no_norm(input_tensor, name="FakeLayerNorm"):

@@ -25,7 +25,7 @@ class BertModel:
   """
 
   def __init__(self, config, is_training, input_ids, input_mask=None, token_type_ids=None,
-               use_one_hot_embeddings=False, scope=None, use_einsum=True):
+               use_one_hot_embeddings=False, scope=None, use_einsum=True, compute_type=tf.float32):
     """
     Args:
       config: BertConfig.
@@ -36,6 +36,9 @@ class BertModel:
       use_one_hot_embeddings: embedding look-ups as one-hot matmuls (faster on TPU).
       scope: variable scope; default "bert".
       use_einsum: einsum (3-D) or reshape-and-matmul (2-D) dense layers; same variables.
+      compute_type: dtype of the encoder's activations (tf.bfloat16 / tf.float16 for mixed precision);
+        variables stay float32 and are cast where used, layer norms compute in float32, and the
+        outputs exposed by the accessors are cast back to float32.
     """
     config = copy.deepcopy(config)
     if not is_training:
@@ -56,20 +59,23 @@ class BertModel:
       with tf.variable_scope("embeddings"):
         self.embedding_output = self._embeddings(input_ids, token_type_ids, use_one_hot_embeddings,
                                                  use_einsum)
+        embedding_output = tf.cast(self.embedding_output, compute_type)
       with tf.variable_scope("encoder"):
         # [B, F, T]: every query position may attend to the real key positions.
         attention_mask = tf.cast(tf.expand_dims(input_mask, 1), tf.float32) * tf.ones(
             [batch_size, seq_length, 1], tf.float32)
         self.stages["encoder/attention_mask_3d"] = attention_mask
-        self.all_encoder_layers, self.all_attention_maps = self._encoder(
-            self.embedding_output, attention_mask, use_einsum)
+        all_layers, all_maps = self._encoder(embedding_output, attention_mask, use_einsum)
+        self.all_encoder_layers = [tf.cast(t, tf.float32) for t in all_layers]
+        self.all_attention_maps = [tf.cast(t, tf.float32) for t in all_maps]
       self.sequence_output = self.all_encoder_layers[-1]
       self.stages["sequence_output"] = self.sequence_output
       with tf.variable_scope("pooler"):
         first_token = tf.squeeze(self.sequence_output[:, 0:1, :], axis=1)
         if config.classifier_activation:
-          self.pooled_output = dense(first_token, config.hidden_size,
-                                     create_initializer(config.initializer_range), activation=tf.tanh)
+          self.pooled_output = tf.cast(dense(
+              tf.cast(first_token, compute_type), config.hidden_size,
+              create_initializer(config.initializer_range), activation=tf.tanh), tf.float32)
         else:
           self.pooled_output = first_token
       self.stages["pooled_output"] = self.pooled_output

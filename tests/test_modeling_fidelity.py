@@ -157,3 +157,21 @@ def test_dropout_is_active_only_in_training():
       session.run(tf.global_variables_initializer())
       assert not np.allclose(session.run(train), session.run(train))
       np.testing.assert_array_equal(session.run(evaluate), session.run(evaluate))
+
+
+@pytest.mark.parametrize("compute_type", [tf.bfloat16, tf.float16], ids=["bfloat16", "float16"])
+def test_mixed_precision_keeps_float32_variables_and_close_outputs(compute_type):
+  golden = np.load(REFERENCE / "golden" / "tiny_teacher_bert.npz")
+  config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_teacher_bert.json"))
+  with tf.Graph().as_default():
+    model = modeling.BertModel(config, False, tf.constant(golden["input_ids"]),
+                               tf.constant(golden["input_mask"]), tf.constant(golden["segment_ids"]),
+                               compute_type=compute_type)
+    assert {v.dtype.base_dtype for v in tf.global_variables()} == {tf.float32}
+    assert model.get_sequence_output().dtype == tf.float32
+    with tf.Session() as session:
+      tf.train.Saver().restore(session, str(REFERENCE / "golden" / "tiny_teacher_bert.ckpt"))
+      output = session.run(model.get_sequence_output())
+  # bfloat16 keeps 8 bits of mantissa: outputs of unit scale agree to a few hundredths.
+  assert np.abs(output - golden["sequence_output"]).max() < 0.1
+  assert np.abs(output - golden["sequence_output"]).mean() < 0.02
