@@ -109,6 +109,8 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     for grad, param in grads_and_vars:
       if grad is None or param is None:
         continue
+      # Embedding look-ups give IndexedSlices; the moment updates need dense gradients.
+      grad = tf.convert_to_tensor(grad)
       param_name = _variable_name(param)
       m = self._slot_variable(param, param_name, "adam_m")
       v = self._slot_variable(param, param_name, "adam_v")

@@ -81,3 +81,15 @@ def test_scale_reduces_the_step(optimizer):
 def test_unknown_optimizer_is_rejected():
   with pytest.raises(ValueError, match="--optimizer"):
     optimization.make_optimizer("sgd", 0.1)
+
+
+def test_sparse_embedding_gradients_are_applied():
+  with tf.Graph().as_default():
+    table = tf.get_variable("word_embeddings", [5, 2], initializer=tf.ones_initializer())
+    loss = tf.reduce_sum(tf.gather(table, [1, 3]))  # gradient is IndexedSlices
+    train_op = optimization.create_optimizer(loss, 0.1, 10, 0, weight_decay_rate=0.0)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      session.run(train_op)
+      values = session.run(table)
+  assert (values[[1, 3]] < 1).all() and (values[[0, 2, 4]] == 1).all()
