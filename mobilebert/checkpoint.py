@@ -9,6 +9,7 @@ agree too.
 import collections
 import re
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 CheckpointInit = collections.namedtuple(
@@ -87,7 +88,7 @@ def init_from_checkpoint(init_checkpoint, tvars=None, checkpoint_prefix="", grap
   prefix = resolve_checkpoint(init_checkpoint)
   result = assignment_map(prefix, tvars, checkpoint_prefix, graph_prefix)
   if result.assignment_map:
-    tf.train.init_from_checkpoint(prefix, dict(result.assignment_map))
+    init_from_checkpoint_any_dtype(prefix, result.assignment_map)
   if log:
     tf.logging.info("init_from_checkpoint %s: %d variables initialized%s", prefix,
                     len(result.initialized),
@@ -100,3 +101,44 @@ def init_from_checkpoint(init_checkpoint, tvars=None, checkpoint_prefix="", grap
     for name in result.not_in_checkpoint:
       tf.logging.info("  not in checkpoint (fresh init): %s", name)
   return result
+
+
+def init_from_checkpoint_any_dtype(init_checkpoint, assignment_map):
+  """tf.train.init_from_checkpoint that also reads checkpoints cast to bfloat16/float16.
+
+  Entries whose stored dtype equals the variable's go through tf.train.init_from_checkpoint; others
+  are restored in their stored dtype and cast to the variable's (float32 is exact for bfloat16 and
+  float16 values), by replacing the variable's initializer as tf.train.init_from_checkpoint does.
+
+  Args:
+    init_checkpoint: checkpoint prefix.
+    assignment_map: {checkpoint name: tf.Variable}.
+  """
+  stored = tf.train.load_checkpoint(init_checkpoint).get_variable_to_dtype_map()
+  same, cast = {}, {}
+  for name, var in assignment_map.items():
+    (same if stored[name] == var.dtype.base_dtype else cast)[name] = var
+  if same:
+    tf.train.init_from_checkpoint(init_checkpoint, same)
+  for name, var in cast.items():
+    with tf.device("/cpu:0"):
+      restored = tf.raw_ops.RestoreV2(prefix=init_checkpoint, tensor_names=[name],
+                                      shape_and_slices=[""], dtypes=[stored[name]])[0]
+      value = tf.cast(restored, var.dtype.base_dtype)
+    value.set_shape(var.shape)
+    # pylint: disable=protected-access  (the same two fields tf.train.init_from_checkpoint sets)
+    var._initializer_op = tf.assign(var, value).op
+    var._initial_value = value
+
+
+def read_checkpoint_float32(init_checkpoint, names=None):
+  """{name: numpy array} of a checkpoint's tensors, 16-bit floats cast up to float32."""
+  reader = tf.train.load_checkpoint(resolve_checkpoint(init_checkpoint))
+  dtypes = reader.get_variable_to_dtype_map()
+  values = {}
+  for name in (names if names is not None else sorted(dtypes)):
+    value = reader.get_tensor(name)
+    if dtypes[name] in (tf.bfloat16, tf.float16):
+      value = value.astype(np.float32)
+    values[name] = value
+  return values

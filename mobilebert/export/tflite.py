@@ -1,0 +1,148 @@
+"""Export to TensorFlow Lite: float32, float16, dynamic-range int8 and full-integer int8.
+
+Inputs `input_ids`, `input_mask`, `segment_ids` int32 [batch, seq] with seq fixed at export
+(--max_seq_length) and batch resizable; outputs as in the SavedModel. Dense layers are exported as 2-D
+matmuls (FULLY_CONNECTED) unless --use_einsum. Full-integer int8 calibrates its activation ranges on a
+representative dataset: examples of TFRecords holding `input_ids`/`input_mask`/`segment_ids` (classifier
+or pretraining records).
+
+Verification runs the .tflite and the checkpoint's TF graph on the same inputs (the representative
+examples when given, else graph.sample_inputs) and bounds max|tflite - tf| / max|tf| per output.
+Measured on the goldens (random weights) and a fine-tuned tiny classifier (tests/test_export_tflite.py):
+  float32       <= 7e-7                         tolerance 1e-5
+  float16       <= 1.3e-3                       tolerance 1e-2
+  dynamic_int8  <= 2.5e-2                       tolerance 0.1
+  full_int8     0.13-0.16 (classifier outputs;  tolerance 0.5: catches broken conversions only. The
+                its probabilities 4e-3)         accuracy cost is measured by scoring a task with
+                                                tflite_eval (classifier: 0.997 -> 0.990).
+A random-weight IB-BERT golden calibrated on random ids reaches 0.7 in full_int8 and is refused.
+"""
+
+import collections
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from mobilebert.export import atomic
+from mobilebert.export import graph
+from mobilebert.export import saved_model
+from mobilebert.export import tflite_eval
+from mobilebert.export import verify
+
+Variant = collections.namedtuple("Variant", ["configure", "tolerance", "needs_representative_data"])
+
+
+def _float16(converter, _):
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic_int8(converter, _):
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def _full_int8(converter, representative):
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = representative
+  # Every op in int8; conversion fails rather than silently keeping float kernels.
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+
+VARIANTS = {
+    "float32": Variant(lambda converter, _: None, 1e-5, False),
+    "float16": Variant(_float16, 1e-2, False),
+    "dynamic_int8": Variant(_dynamic_int8, 0.1, False),
+    "full_int8": Variant(_full_int8, 0.5, True),
+}
+
+ExportResult = collections.namedtuple("ExportResult", ["path", "variant", "size", "outputs", "checks"])
+
+
+def representative_features(input_files, num_examples, seq_length=None):
+  """The first `num_examples` examples of TFRecords, as {input name: int32 [N, T]}."""
+  features = tflite_eval.read_classifier_tfrecords(input_files, max_examples=num_examples)
+  width = features["input_ids"].shape[1]
+  if seq_length and width != seq_length:
+    raise graph.ExportError(f"--representative_tfrecords have sequence length {width} but "
+                            f"--max_seq_length is {seq_length}")
+  return features
+
+
+def convert(config, init_checkpoint, variant, seq_length, representative=None, use_einsum=False):
+  """The .tflite bytes of the checkpoint's serving graph in `variant`, and the output names."""
+  if variant not in VARIANTS:
+    raise graph.ExportError(f"--tflite_variant={variant}: expected one of {sorted(VARIANTS)}")
+  spec = VARIANTS[variant]
+  if spec.needs_representative_data and representative is None:
+    raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
+                            "--representative_tfrecords")
+  serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
+      config, init_checkpoint, seq_length, use_einsum)
+
+  def dataset():
+    for i in range(len(representative["input_ids"])):
+      yield [representative[n][i:i + 1] for n in graph.INPUT_NAMES]
+
+  try:
+    with serving_graph.as_default():
+      converter = tf.lite.TFLiteConverter.from_session(
+          session, [inputs[n] for n in graph.INPUT_NAMES], list(outputs.values()))
+      spec.configure(converter, dataset)
+      return converter.convert(), list(outputs)
+  finally:
+    session.close()
+
+
+def export_tflite(config, init_checkpoint, output_path, variant="float32", seq_length=128,
+                  representative_tfrecords=None, num_calibration_examples=100, use_einsum=False,
+                  overwrite=False):
+  """Converts, verifies and writes a .tflite file (plus `<output>.json` describing it).
+
+  Returns:
+    ExportResult(path, variant, size in bytes, output names, verification Checks).
+  """
+  atomic.check_output(output_path, overwrite, "--output")
+  if seq_length > config.max_position_embeddings:
+    raise graph.ExportError(f"--max_seq_length={seq_length} exceeds the config's "
+                            f"max_position_embeddings {config.max_position_embeddings}")
+  representative = None
+  if representative_tfrecords:
+    representative = representative_features(representative_tfrecords, num_calibration_examples,
+                                             seq_length)
+  content, output_names = convert(config, init_checkpoint, variant, seq_length, representative,
+                                  use_einsum)
+  if representative is not None:
+    features = {n: representative[n][:8] for n in graph.INPUT_NAMES}
+  else:
+    features = graph.sample_inputs(config, seq_length)
+  checks = verify_tflite(content, config, init_checkpoint, features, variant, use_einsum)
+  with atomic.staged(output_path, overwrite) as temp:
+    with tf.io.gfile.GFile(temp, "wb") as f:
+      f.write(content)
+  atomic.write_json(output_path + ".json", {
+      "format": "tflite", "variant": variant, "seq_length": seq_length,
+      "source_checkpoint": init_checkpoint, "inputs": list(graph.INPUT_NAMES),
+      "outputs": output_names, "size_bytes": len(content),
+      "calibration": {"tfrecords": representative_tfrecords,
+                      "examples": None if representative is None else len(representative["input_ids"])},
+      "verification": [c._asdict() for c in checks], "bert_config": config.to_dict()})
+  return ExportResult(output_path, variant, len(content), output_names, checks)
+
+
+def verify_tflite(content, config, init_checkpoint, features, variant, use_einsum=False):
+  """Runs the .tflite bytes and the checkpoint's graph on `features`; raises ExportError on mismatch."""
+  reference = graph.TFModel(config, init_checkpoint, use_einsum=use_einsum)
+  try:
+    want = reference.run(features["input_ids"], features["input_mask"], features["segment_ids"])
+  finally:
+    reference.close()
+  got = tflite_eval.TFLiteRunner(model_content=content).run(features)
+  tolerance = VARIANTS[variant].tolerance
+  checks = [verify.compare(name, got[name], want[name], tolerance, relative=True)
+            for name in sorted(got)]
+  return verify.require(checks, f"TFLite {variant} model")
+
+
+def agreement(probabilities, reference_probabilities):
+  """Share of examples on which two classifiers pick the same class."""
+  return float(np.mean(np.argmax(probabilities, -1) == np.argmax(reference_probabilities, -1)))

@@ -1,0 +1,131 @@
+"""Running a .tflite export on arrays or classifier TFRecords, to measure what quantization costs.
+
+Library side of run_classifier.py's `--lite_model_path` (and `--use_post_quantization`): score a task
+with the TFLite interpreter instead of TensorFlow.
+
+  runner = TFLiteRunner("model.int8.tflite")
+  features = read_classifier_tfrecords(["eval.tf_record"])
+  outputs = runner.run(features)            # {"logits": [N, C], "probabilities": [N, C], ...}
+  accuracy = classifier_accuracy(outputs["probabilities"], features["label_ids"])
+"""
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+
+
+class TFLiteError(ValueError):
+  """A .tflite file or input data that cannot be run."""
+
+
+class TFLiteRunner:
+  """A TFLite interpreter over a model with int32 inputs `input_ids`, `input_mask`, `segment_ids`."""
+
+  def __init__(self, model_path=None, model_content=None, num_threads=None):
+    if model_content is None:
+      if not model_path or not tf.io.gfile.exists(model_path):
+        raise TFLiteError(f"--lite_model_path {model_path}: file not found")
+      with tf.io.gfile.GFile(model_path, "rb") as f:
+        model_content = f.read()
+    try:
+      self.interpreter = tf.lite.Interpreter(model_content=model_content, num_threads=num_threads)
+    except ValueError as e:
+      raise TFLiteError(f"{model_path or 'model'}: not a TFLite model ({e})") from None
+    self.inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
+    self.outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
+    missing = [n for n in INPUT_NAMES if n not in self.inputs]
+    if missing:
+      raise TFLiteError(f"{model_path or 'model'}: inputs {sorted(self.inputs)} lack {missing}; "
+                        "export it with `python -m mobilebert.export --format=tflite`")
+    self.seq_length = int(self.inputs["input_ids"]["shape_signature"][1])
+    self._batch_size = None
+
+  @property
+  def output_names(self):
+    return sorted(self.outputs)
+
+  def _resize(self, batch_size):
+    if batch_size != self._batch_size:
+      for name in INPUT_NAMES:
+        self.interpreter.resize_tensor_input(self.inputs[name]["index"], [batch_size, self.seq_length])
+      self.interpreter.allocate_tensors()
+      self._batch_size = batch_size
+
+  def run(self, features, batch_size=32):
+    """{output name: float32 array} over all examples of {input name: int [N, T]}, in batches."""
+    total = len(features["input_ids"])
+    width = np.shape(features["input_ids"])[1]
+    if width != self.seq_length and self.seq_length != -1:
+      raise TFLiteError(f"inputs have sequence length {width}, the TFLite model takes "
+                        f"{self.seq_length}; export it with --max_seq_length={width}")
+    results = {name: [] for name in self.outputs}
+    for start in range(0, total, batch_size):
+      chunk = {n: np.asarray(features[n][start:start + batch_size], np.int32) for n in INPUT_NAMES}
+      self._resize(len(chunk["input_ids"]))
+      for name in INPUT_NAMES:
+        self.interpreter.set_tensor(self.inputs[name]["index"], chunk[name])
+      self.interpreter.invoke()
+      for name, detail in self.outputs.items():
+        results[name].append(_dequantize(self.interpreter.get_tensor(detail["index"]), detail))
+    return {name: np.concatenate(parts) for name, parts in results.items()}
+
+
+def _dequantize(value, detail):
+  """Float32 values of an output tensor (int8 outputs of a full-integer model carry scale/zero point)."""
+  if np.issubdtype(value.dtype, np.floating):
+    return value.astype(np.float32)
+  scale, zero_point = detail["quantization"]
+  return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def read_classifier_tfrecords(input_files, max_examples=None):
+  """Reads classifier TFRecords (`input_ids`, `input_mask`, `segment_ids`, optional `label_ids`).
+
+  Returns {name: int32 array [N, T]} and `label_ids` [N] when every record has one. Examples with
+  `is_real_example` 0 (TPU batch padding) are skipped.
+  """
+  if isinstance(input_files, str):
+    input_files = [input_files]
+  paths = [p for pattern in input_files for p in sorted(tf.io.gfile.glob(pattern))]
+  if not paths:
+    raise TFLiteError(f"no TFRecord file matches {list(input_files)}")
+  columns = {name: [] for name in INPUT_NAMES + ("label_ids",)}
+  for path in paths:
+    for record in tf.io.tf_record_iterator(path):
+      feature = tf.train.Example.FromString(record).features.feature
+      missing = [n for n in INPUT_NAMES if n not in feature]
+      if missing:
+        raise TFLiteError(f"{path}: record lacks features {missing}; expected classifier TFRecords")
+      if "is_real_example" in feature and not feature["is_real_example"].int64_list.value[0]:
+        continue
+      for name in INPUT_NAMES:
+        columns[name].append(list(feature[name].int64_list.value))
+      if "label_ids" in feature:
+        columns["label_ids"].append(feature["label_ids"].int64_list.value[0])
+      if max_examples and len(columns["input_ids"]) >= max_examples:
+        break
+    if max_examples and len(columns["input_ids"]) >= max_examples:
+      break
+  lengths = {len(row) for name in INPUT_NAMES for row in columns[name]}
+  if len(lengths) > 1:
+    raise TFLiteError(f"{paths}: records have different sequence lengths {sorted(lengths)}")
+  features = {name: np.asarray(columns[name], np.int32) for name in INPUT_NAMES}
+  if columns["label_ids"] and len(columns["label_ids"]) == len(columns["input_ids"]):
+    features["label_ids"] = np.asarray(columns["label_ids"], np.int32)
+  return features
+
+
+def classifier_accuracy(probabilities, label_ids):
+  """Share of examples whose most probable class is the label."""
+  return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(label_ids)))
+
+
+def predict_classifier(lite_model_path, input_files, batch_size=32):
+  """Scores classifier TFRecords with a .tflite model: (outputs dict, label_ids or None)."""
+  features = read_classifier_tfrecords(input_files)
+  outputs = TFLiteRunner(lite_model_path).run(features, batch_size)
+  if "probabilities" not in outputs:
+    raise TFLiteError(f"{lite_model_path}: no `probabilities` output; export a fine-tuned "
+                      "classifier checkpoint")
+  return outputs, features.get("label_ids")
