@@ -12,6 +12,9 @@ FLAGS = flags.FLAGS
 def _define_once(kind, name, default, help_text, **kwargs):
   if name in FLAGS:
     return
+  if kind == "enum":  # DEFINE_enum takes the values before the help text
+    flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, **kwargs)
+    return
   getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
 
 

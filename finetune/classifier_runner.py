@@ -1,0 +1,284 @@
+"""Fine-tuning runs for classification: train, score every checkpoint on dev (or test), predict.
+
+`run(ClassifierRunConfig)` is what run_classifier.py calls after parsing flags. Scoring is host-side:
+the model predicts log-probabilities for padded whole batches, padding is dropped, and the task's scorer
+reports accuracy, loss and (pair tasks) macro-F1, so the same scorer serves any model given as a
+function (classifier_features.score_with_predict_fn).
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import time
+from typing import NamedTuple, Optional
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from absl import logging
+
+from finetune import classifier_features as features_lib
+from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
+from finetune.tasks import GenericOptions, create_task
+from mobilebert.config import BertConfig
+from mobilebert.run_config import Runner, RunSettings
+from mobilebert.tokenization import FullTokenizer
+
+LABEL_FILE = "label_list.json"
+EVAL_RESULTS = "eval_results.txt"
+EVAL_HISTORY = "eval_history.json"
+PREDICTIONS = "test_results.tsv"
+BEST_METRIC = "accuracy"
+
+
+@dataclasses.dataclass
+class ClassifierRunConfig:
+  """Everything one fine-tuning run needs (each field is the run_classifier flag of the same name)."""
+  task_name: str
+  data_dir: str
+  vocab_file: str
+  bert_config_file: str
+  run: RunSettings
+  init_checkpoint: Optional[str] = None
+  do_lower_case: bool = True
+  max_seq_length: int = 128
+  do_train: bool = False
+  do_eval: bool = False
+  do_predict: bool = False
+  do_test: bool = False  # the release's: --do_eval scores the (labelled) test split instead of dev
+  train_batch_size: int = 32
+  eval_batch_size: int = 8
+  predict_batch_size: int = 8
+  learning_rate: float = 5e-5
+  num_train_epochs: float = 3.0
+  num_train_steps: int = 0  # > 0 overrides num_train_epochs
+  warmup_proportion: float = 0.1
+  optimizer: str = "adamw"
+  weight_decay_rate: float = 0.01
+  use_einsum: bool = True
+  skip_bad_rows: bool = False
+  tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
+  predict_checkpoint: str = "latest"  # "latest", "best" (by dev accuracy) or a checkpoint path
+  log_every_n_steps: int = 100
+  generic: GenericOptions = GenericOptions()
+
+  def validate(self):
+    if not (self.do_train or self.do_eval or self.do_predict):
+      raise ValueError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
+    for name in ("task_name", "data_dir", "vocab_file", "bert_config_file"):
+      if not getattr(self, name):
+        raise ValueError(f"--{name} is required")
+    for name in ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+    if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
+      raise ValueError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+    if not 0 <= self.warmup_proportion < 1:
+      raise ValueError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
+
+
+class RunReport(NamedTuple):
+  """What a run did: steps trained, the scored checkpoints (best first is `best`), files written."""
+  num_train_steps: int
+  eval_history: list
+  best: Optional[dict]
+  predictions_file: Optional[str]
+
+
+class ProgressHook(tf.train.SessionRunHook):
+  """Logs step, examples/s and the estimated time left every `every_n_steps` steps."""
+
+  def __init__(self, batch_size, max_steps, every_n_steps=100):
+    self.batch_size, self.max_steps, self.every_n_steps = batch_size, max_steps, max(1, every_n_steps)
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+
+  def after_create_session(self, session, coord):
+    del coord
+    self._first_step = self._last_step = int(session.run(self._global_step))
+    self._start = self._last_time = time.time()
+
+  def after_run(self, run_context, run_values):
+    del run_values
+    # Read after the run: on TPU one run is iterations_per_loop steps.
+    step = int(run_context.session.run(self._global_step))
+    if step - self._last_step >= self.every_n_steps or step >= self.max_steps:
+      now = time.time()
+      rate = (step - self._last_step) * self.batch_size / max(now - self._last_time, 1e-9)
+      steps_per_second = (step - self._first_step) / max(now - self._start, 1e-9)
+      eta = (self.max_steps - step) / max(steps_per_second, 1e-9)
+      logging.info("step %d/%d (%.1f%%): %.1f examples/s, ETA %s", step, self.max_steps,
+                   100.0 * step / self.max_steps, rate, datetime.timedelta(seconds=round(eta)))
+      self._last_step, self._last_time = step, now
+
+
+def _write_atomically(path, text):
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def check_label_list(output_dir, task):
+  """Refuses an output_dir whose model was trained with other labels (its head would be misread)."""
+  path = os.path.join(output_dir, LABEL_FILE)
+  if not tf.io.gfile.exists(path):
+    return path
+  with tf.io.gfile.GFile(path, "r") as f:
+    saved = json.loads(f.read())
+  if saved.get("labels") != task.labels:
+    raise ValueError(f"{path}: the model in --output_dir was trained with labels {saved.get('labels')} "
+                     f"(task {saved.get('task')}); task {task.name} now has {task.labels}. Use a new "
+                     "--output_dir.")
+  return path
+
+
+def _checkpoints(output_dir):
+  """Every checkpoint still listed in output_dir's state file, oldest first."""
+  state = tf.train.get_checkpoint_state(output_dir)
+  if state is None or not state.model_checkpoint_path:
+    raise ValueError(f"--output_dir={output_dir} holds no checkpoint to score; run --do_train first")
+  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  return [p for p in paths if tf.io.gfile.exists(p + ".index")]
+
+
+def predict_split(runner, split, max_seq_length, batch_size, checkpoint_path):
+  """(label_ids [N], log_probs [N, C]) for the real examples of a cached split, in file order."""
+  input_fn = features_lib.input_fn_builder(split.path, max_seq_length, is_training=False,
+                                           num_examples=split.num_examples,
+                                           pad_to_batch_size=batch_size)
+  label_ids, log_probs = [], []
+  for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
+    if prediction["is_real_example"]:
+      label_ids.append(int(prediction["label_ids"]))
+      log_probs.append(prediction["log_probs"])
+  if len(label_ids) != split.num_examples:
+    raise RuntimeError(f"scored {len(label_ids)} of {split.num_examples} examples of {split.path}")
+  return np.array(label_ids), np.array(log_probs)
+
+
+def evaluate_checkpoints(runner, task, split, config, split_name):
+  """Scores every checkpoint in output_dir; returns (history oldest first, best by accuracy)."""
+  history = []
+  for path in _checkpoints(config.run.output_dir):
+    label_ids, log_probs = predict_split(runner, split, config.max_seq_length, config.eval_batch_size,
+                                         path)
+    scorer = task.scorer()
+    scorer.update(label_ids, log_probs)
+    results = dict(scorer.results(), checkpoint=path, split=split_name,
+                   global_step=int(tf.train.load_variable(path, "global_step")))
+    logging.info("%s %s at step %d: %s", task.name, split_name, results["global_step"],
+                 {k: v for k, v in results.items() if isinstance(v, float)})
+    history.append(results)
+  # Earliest checkpoint wins ties: fewer steps, same score.
+  best = max(history, key=lambda r: (r[BEST_METRIC], -r["global_step"]))
+  return history, best
+
+
+def write_eval_results(output_dir, history, best):
+  """eval_results.txt (latest checkpoint, then the best one) and eval_history.json."""
+  latest = history[-1]
+  lines = [f"{key} = {latest[key]}" for key in sorted(latest)]
+  lines += [f"best_checkpoint = {best['checkpoint']}", f"best_global_step = {best['global_step']}"]
+  lines += [f"best_{key} = {best[key]}" for key in sorted(best) if isinstance(best[key], float)]
+  _write_atomically(os.path.join(output_dir, EVAL_RESULTS), "\n".join(lines) + "\n")
+  _write_atomically(os.path.join(output_dir, EVAL_HISTORY),
+                    json.dumps({"selected_by": BEST_METRIC, "best": best, "checkpoints": history},
+                               indent=1) + "\n")
+
+
+def _predict_checkpoint(config):
+  choice = config.predict_checkpoint
+  if choice == "latest":
+    return _checkpoints(config.run.output_dir)[-1]
+  if choice == "best":
+    path = os.path.join(config.run.output_dir, EVAL_HISTORY)
+    if not tf.io.gfile.exists(path):
+      raise ValueError(f"--predict_checkpoint=best needs {path}: run --do_eval first")
+    with tf.io.gfile.GFile(path, "r") as f:
+      return json.loads(f.read())["best"]["checkpoint"]
+  return choice
+
+
+def write_predictions(path, task, guids, log_probs):
+  """test_results.tsv: guid, predicted label, its display name, then one probability column a label."""
+  names = task.label_display_names()
+  rows = ["\t".join(["guid", "prediction", "prediction_name"] + task.labels)]
+  for guid, row in zip(guids, np.exp(log_probs)):
+    label = task.labels[int(row.argmax())]
+    rows.append("\t".join([guid, label, names.get(label, label)] + [f"{p:.6f}" for p in row]))
+  _write_atomically(path, "\n".join(rows) + "\n")
+
+
+def run(config):
+  """Runs what the config asks for and returns a RunReport."""
+  config.validate()
+  output_dir = config.run.output_dir
+  bert_config = BertConfig.from_json_file(config.bert_config_file)
+  if config.max_seq_length > bert_config.max_position_embeddings:
+    raise ValueError(f"--max_seq_length={config.max_seq_length} exceeds max_position_embeddings "
+                     f"{bert_config.max_position_embeddings} of {config.bert_config_file}")
+  tf.io.gfile.makedirs(output_dir)
+  label_file = os.path.join(output_dir, LABEL_FILE)
+  task = create_task(config.task_name, config.data_dir, config.skip_bad_rows,
+                     config.generic._replace(label_file=label_file))
+  check_label_list(output_dir, task)
+  tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+
+  def featurize(split, require_labels=True):
+    return features_lib.cached_features(
+        task, split, tokenizer, config.vocab_file, config.do_lower_case, config.max_seq_length,
+        config.tfrecord_dir or output_dir, require_labels=require_labels)
+
+  num_train_steps, num_warmup_steps, train_split = 0, 0, None
+  if config.do_train:
+    train_split = featurize("train")
+    num_train_steps = config.num_train_steps or int(
+        train_split.num_examples / config.train_batch_size * config.num_train_epochs)
+    num_train_steps = max(num_train_steps, 1)
+    num_warmup_steps = int(num_train_steps * config.warmup_proportion)
+
+  settings = ClassifierModelSettings(
+      bert_config=bert_config, num_labels=len(task.labels), init_checkpoint=config.init_checkpoint,
+      learning_rate=config.learning_rate, num_train_steps=num_train_steps,
+      num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
+      weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,
+      use_one_hot_embeddings=config.run.use_tpu, use_einsum=config.use_einsum,
+      compute_type=config.run.compute_dtype)
+  runner = Runner(config.run, model_fn_builder(settings))
+
+  if config.do_train:
+    _write_atomically(label_file, json.dumps({"task": task.name, "labels": task.labels},
+                                             ensure_ascii=False) + "\n")
+    expected = num_train_steps // max(config.run.save_checkpoints_steps, 1) + 1
+    if expected > config.run.keep_checkpoint_max:
+      logging.warning("about %d checkpoints will be written but --keep_checkpoint_max=%d keeps only "
+                      "the last ones; only those are scored", expected, config.run.keep_checkpoint_max)
+    logging.info("training %s: %d examples, batch %d, %d steps (%d warm-up)", task.name,
+                 train_split.num_examples, config.train_batch_size, num_train_steps, num_warmup_steps)
+    input_fn = features_lib.input_fn_builder(train_split.path, config.max_seq_length,
+                                             is_training=True, num_examples=train_split.num_examples,
+                                             seed=config.run.rand_seed)
+    runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
+                 hooks=[ProgressHook(config.train_batch_size, num_train_steps,
+                                     config.log_every_n_steps)])
+
+  history, best = [], None
+  if config.do_eval:
+    split_name = "test" if config.do_test else "dev"
+    history, best = evaluate_checkpoints(runner, task, featurize(split_name), config, split_name)
+    write_eval_results(output_dir, history, best)
+    logging.info("best %s checkpoint: %s (%s %.4f)", split_name, best["checkpoint"], BEST_METRIC,
+                 best[BEST_METRIC])
+
+  predictions_file = None
+  if config.do_predict:
+    split = featurize("test", require_labels=False)
+    checkpoint = _predict_checkpoint(config)
+    logging.info("predicting %d test examples with %s", split.num_examples, checkpoint)
+    _, log_probs = predict_split(runner, split, config.max_seq_length, config.predict_batch_size,
+                                 checkpoint)
+    predictions_file = os.path.join(output_dir, PREDICTIONS)
+    write_predictions(predictions_file, task, split.guids, log_probs)
+  return RunReport(num_train_steps, history, best, predictions_file)

@@ -1,0 +1,235 @@
+# coding=utf-8
+"""CMRC 2018 span-extraction metric: EM and F1 as the official evaluation script scores them.
+
+    python cmrc2018_evaluate.py DATASET.json PREDICTIONS.json [OUTPUT.json]
+
+DATASET.json is SQuAD-style (`data[].paragraphs[].qas[].{id, answers[].text}`); PREDICTIONS.json maps
+question id to predicted text. Prints (and writes to OUTPUT.json when given)
+`{"AVERAGE", "F1", "EM", "TOTAL", "SKIP"}`, scores as percentage strings with 3 decimals.
+
+An independent implementation of the official rules, standard library only (the official script needs
+NLTK and its punkt download for `word_tokenize`; here the Treebank word split is re-implemented):
+- both texts are lower-cased and stripped;
+- EM: every character of PUNCTUATION is removed from both, then exact string equality;
+- F1 tokens: characters are scanned; punctuation is dropped without ending the current run, a character
+  in U+4E00..U+9FA5 ends the run and is a token by itself, any other character joins the run; each run is
+  split into words as NLTK's Treebank word tokenizer splits English. F1 comes from the longest common
+  *contiguous* token sequence;
+- EM and F1 take the max over a question's answers; questions without a prediction score 0 and are
+  counted in SKIP.
+"""
+
+import collections
+import json
+import os
+import re
+import sys
+import tempfile
+
+# The official punctuation list. `……` is one two-character entry: since text is scanned one character
+# at a time it never matches, so a lone `…` survives. `‘` and ASCII . , ? ! " ( ) are not in the list.
+PUNCTUATION = frozenset([
+    "-", ":", "_", "*", "^", "/", "\\", "~", "`", "+", "=",
+    "，", "。", "：", "？", "！", "“", "”", "；", "’", "《", "》", "……", "·", "、",
+    "「", "」", "（", "）", "－", "～", "『", "』",
+])
+CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
+
+EvalResult = collections.namedtuple("EvalResult", ["f1", "em", "total", "skip"])
+
+
+def normalize(text):
+  """Lower-cases and strips `text` (non-strings, such as numbers, are first turned into strings)."""
+  return str(text).lower().strip()
+
+
+def remove_punctuation(text):
+  """The normalized text without any character of PUNCTUATION (what EM compares)."""
+  return "".join(ch for ch in normalize(text) if ch not in PUNCTUATION)
+
+
+# --- English word split: the Penn Treebank conventions as NLTK's word tokenizer applies them to one
+# sentence. Each step is (pattern, replacement) applied with re.sub in order; spaces mark token edges.
+_CLOSERS = "\\]\\)}>\"'"
+_STEPS_OPENING_QUOTES = [
+    (r"([«“‘„]|[`]+)", r" \1 "),
+    (r'^"', r"``"),
+    (r"(``)", r" \1 "),
+    (r"([ \(\[{<])(\"|\'{2})", r"\1 `` "),
+    # A single quote opening a word, unless it starts a clitic ('re, 've, 's, ...).
+    (r"(?i)(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)", r"\1 "),
+]
+_STEPS_PUNCTUATION = [
+    # A sentence-final period, with any closing brackets/quotes after it, is split off (spaced twice:
+    # before the period and after the closers).
+    (r"([^\.])(\.)([" + _CLOSERS + r"»”’ ]*+)\s*$", r"\1 \2 \3 "),
+    (r"([:,])([^\d])", r" \1 \2"),      # , and : split unless a digit follows (3,000 and 10:30 stay)
+    (r"([:,])$", r" \1 "),
+    (r"\.{2,}", r" \g<0> "),            # ellipses made of periods
+    (r"[;@#$%&]", r" \g<0> "),
+    (r"[\u2012-\u2015]", r" \g<0> "),   # figure, en and em dashes, horizontal bar
+    (r"([^\.])(\.)([" + _CLOSERS + r"]*)\s*$", r"\1 \2\3 "),
+    (r"[?!]", r" \g<0> "),
+    (r"([^'])' ", r"\1 ' "),
+    (r"[*]", r" \g<0> "),
+    (r"[\]\[\(\)\{\}\<\>]", r" \g<0> "),  # brackets of every kind
+    (r"--", r" -- "),
+]
+_STEPS_CLOSING_QUOTES = [
+    (r"([»”’])", r" \1 "),
+    (r"''", r" '' "),
+    (r'"', r" '' "),
+    (r"\s+", r" "),
+    (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),
+    (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
+]
+# Words the Treebank conventions treat as two (cannot -> can not, gonna -> gon na, 'tis -> 't is).
+_SPLIT_WORDS = [
+    r"(?i)\b(can)(not)\b", r"(?i)\b(d)('ye)\b", r"(?i)\b(gim)(me)\b", r"(?i)\b(gon)(na)\b",
+    r"(?i)\b(got)(ta)\b", r"(?i)\b(lem)(me)\b", r"(?i)\b(more)('n)\b", r"(?i)\b(wan)(na)(?=\s)",
+    r"(?i) ('t)(is)\b", r"(?i) ('t)(was)\b",
+]
+_BEFORE_PADDING = [(re.compile(p), r) for p, r in _STEPS_OPENING_QUOTES + _STEPS_PUNCTUATION]
+_AFTER_PADDING = ([(re.compile(p), r) for p, r in _STEPS_CLOSING_QUOTES] +
+                  [(re.compile(p), r" \1 \2 ") for p in _SPLIT_WORDS])
+
+
+def split_english(text):
+  """Splits a run of non-Chinese text into words (`"it's 3,000."` -> `it 's 3,000 .`)."""
+  for pattern, replacement in _BEFORE_PADDING:
+    text = pattern.sub(replacement, text)
+  # The closing-quote and clitic rules look for a space on both sides of a token.
+  text = " " + text + " "
+  for pattern, replacement in _AFTER_PADDING:
+    text = pattern.sub(replacement, text)
+  return text.split()
+
+
+def is_scored_chinese(ch):
+  """True for the characters the metric makes single tokens: CJK Unified Ideographs U+4E00..U+9FA5."""
+  return CJK_FIRST <= ord(ch) <= CJK_LAST
+
+
+def segment(text):
+  """F1 tokens of `text`: Chinese characters one by one, other runs split as English, no punctuation."""
+  tokens = []
+  run = []
+
+  def flush():
+    if run:
+      tokens.extend(split_english("".join(run)))
+      del run[:]
+
+  for ch in normalize(text):
+    if ch in PUNCTUATION:
+      continue  # dropped without ending the run: "a-b" is the word "ab"
+    if is_scored_chinese(ch):
+      flush()
+      tokens.append(ch)
+    else:
+      run.append(ch)
+  flush()
+  return tokens
+
+
+def longest_common_run(a, b):
+  """Length of the longest contiguous sequence that occurs in both token lists."""
+  best = 0
+  previous = [0] * (len(b) + 1)
+  for x in a:
+    current = [0] * (len(b) + 1)
+    for j, y in enumerate(b):
+      if x == y:
+        current[j + 1] = previous[j] + 1
+        best = max(best, current[j + 1])
+    previous = current
+  return best
+
+
+def f1_score(answers, prediction):
+  """Best token F1 (0..1) of `prediction` against any of `answers`."""
+  pred_tokens = segment(prediction)
+  best = 0.0
+  for answer in answers:
+    answer_tokens = segment(answer)
+    common = longest_common_run(answer_tokens, pred_tokens)
+    if common == 0:
+      continue
+    precision = common / len(pred_tokens)
+    recall = common / len(answer_tokens)
+    best = max(best, 2 * precision * recall / (precision + recall))
+  return best
+
+
+def exact_match(answers, prediction):
+  """1.0 if `prediction` equals one of `answers` once normalized and stripped of punctuation."""
+  pred = remove_punctuation(prediction)
+  return float(any(remove_punctuation(answer) == pred for answer in answers))
+
+
+def evaluate(dataset, predictions):
+  """Scores `predictions` ({id: text}) on a SQuAD-style `dataset` dict; percentages in an EvalResult."""
+  f1 = em = 0.0
+  total = skip = 0
+  for article in dataset["data"]:
+    for paragraph in article["paragraphs"]:
+      for qa in paragraph["qas"]:
+        total += 1
+        qas_id = str(qa["id"]).strip()
+        if qas_id not in predictions:
+          sys.stderr.write("Unanswered question: %s\n" % qas_id)
+          skip += 1
+          continue
+        answers = [answer["text"] for answer in qa["answers"]]
+        prediction = str(predictions[qas_id])
+        f1 += f1_score(answers, prediction)
+        em += exact_match(answers, prediction)
+  if total == 0:
+    raise ValueError("The dataset has no questions (expected data[].paragraphs[].qas[]).")
+  return EvalResult(f1=100.0 * f1 / total, em=100.0 * em / total, total=total, skip=skip)
+
+
+def result_to_dict(result):
+  """The official output: scores as strings with 3 decimals, AVERAGE being the mean of EM and F1."""
+  return collections.OrderedDict([
+      ("AVERAGE", "%.3f" % ((result.em + result.f1) / 2)),
+      ("F1", "%.3f" % result.f1),
+      ("EM", "%.3f" % result.em),
+      ("TOTAL", result.total),
+      ("SKIP", result.skip),
+  ])
+
+
+def _read_json(path, what):
+  try:
+    with open(path, "rb") as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise SystemExit("Cannot read the %s file %s: %s" % (what, path, e))
+
+
+def _write_json_atomically(path, obj):
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".json")
+  with os.fdopen(fd, "w", encoding="utf-8") as f:
+    json.dump(obj, f)
+  os.replace(tmp, path)
+
+
+def main(argv):
+  if len(argv) not in (3, 4):
+    sys.stderr.write("usage: %s DATASET.json PREDICTIONS.json [OUTPUT.json]\n" % argv[0])
+    return 2
+  dataset = _read_json(argv[1], "dataset")
+  predictions = _read_json(argv[2], "predictions")
+  if not isinstance(predictions, dict):
+    raise SystemExit("The predictions file %s must hold a JSON object {id: text}." % argv[2])
+  output = result_to_dict(evaluate(dataset, predictions))
+  print(json.dumps(output))
+  if len(argv) == 4:
+    _write_json_atomically(argv[3], output)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))

@@ -1,0 +1,85 @@
+# coding=utf-8
+r"""Fine-tunes a MobileBERT student or BERT teacher for span extraction: CMRC 2018 and DRCD.
+
+  python -m finetune.run_cmrc2018 --vocab_file=$INIT/vocab.txt \
+      --bert_config_file=config/student_base_f2.json --init_checkpoint=$INIT/mobilebert.ckpt \
+      --do_train --train_file=$DATA/cmrc2018_train.json \
+      --do_predict --predict_file=$DATA/cmrc2018_dev.json \
+      --max_seq_length=512 --doc_stride=128 --train_batch_size=32 --learning_rate=3e-5 \
+      --num_train_epochs=2 --output_dir=/tmp/cmrc2018
+
+DRCD (traditional Chinese): add --convert_traditional; the model reads simplified text and the
+predictions are written in the original traditional characters. Writes to --output_dir: checkpoints,
+predictions.json ({id: text}), nbest_predictions.json, and eval_results.json (the official metric's
+AVERAGE/F1/EM/TOTAL/SKIP) when the predict file has answers. Score any predictions file with
+`python finetune/cmrc2018_evaluate.py DATASET.json predictions.json`.
+"""
+
+from absl import app, flags, logging
+
+from finetune.squad_runner import SquadRunConfig, run
+from mobilebert import flags as shared_flags
+from mobilebert.run_config import RunSettings
+
+shared_flags.define_model_flags()
+shared_flags.define_run_flags()
+
+FLAGS = flags.FLAGS
+
+
+def _define(kind, name, default, help_text, **kwargs):
+  # Other entry points define some of the same names (do_train, learning_rate, ...); a process that
+  # imports several of them (the test suite) keeps the first definition instead of failing.
+  if name in FLAGS:
+    return
+  if kind == "enum":  # DEFINE_enum takes the allowed values before the help text
+    flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, **kwargs)
+  else:
+    getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
+
+
+_define("string", "train_file", None, "SQuAD-style JSON for training (CMRC 2018 / DRCD train).")
+_define("string", "predict_file", None, "SQuAD-style JSON to predict (and score, if it has answers).")
+_define("bool", "do_train", False, "Fine-tune on --train_file.")
+_define("bool", "do_predict", False, "Predict --predict_file; score it when it has answers.")
+_define("bool", "convert_traditional", False,
+        "Convert traditional Chinese to simplified (OpenCC t2s) before tokenizing (DRCD); "
+        "predictions are reported in the original characters.")
+_define("integer", "doc_stride", 128, "Tokens between the starts of consecutive context windows.")
+_define("integer", "max_query_length", 64, "Question tokens kept (the rest is cut).")
+_define("integer", "n_best_size", 20, "Start and end candidates per window, and answers in the n-best.")
+_define("integer", "max_answer_length", 30, "Longest answer in tokens.")
+_define("integer", "train_batch_size", 32, "Total batch size for training.")
+_define("integer", "predict_batch_size", 8, "Total batch size for prediction.")
+_define("float", "learning_rate", 3e-5, "Peak learning rate.")
+_define("float", "num_train_epochs", 2.0, "Training epochs.")
+_define("integer", "num_train_steps", 0, "If > 0, train this many steps instead of epochs.")
+_define("float", "warmup_proportion", 0.1, "Fraction of training with linear learning-rate warm-up.")
+_define("enum", "optimizer", "adamw", "Optimizer.", enum_values=["adamw", "lamb"])
+_define("float", "weight_decay_rate", 0.01, "Decoupled weight decay (not on biases or norms).")
+_define("string", "tfrecord_dir", None,
+        "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by the data "
+        "and vocab contents, casing, window settings and --convert_traditional.")
+_define("string", "predict_checkpoint", "latest",
+        "Checkpoint for --do_predict: latest (in --output_dir) or a checkpoint path.")
+_define("integer", "log_every_n_steps", 100, "Log examples/s and ETA every this many steps.")
+
+
+def config_from_flags(flag_values):
+  """The one typed config the library receives."""
+  fields = {f.name for f in SquadRunConfig.__dataclass_fields__.values()} - {"run"}
+  return SquadRunConfig(run=RunSettings.from_flags(flag_values),
+                        **{name: getattr(flag_values, name) for name in fields})
+
+
+def main(argv):
+  del argv
+  report = run(config_from_flags(FLAGS))
+  if report.scores:
+    logging.info("EM %s  F1 %s  (%d questions)", report.scores["EM"], report.scores["F1"],
+                 report.scores["TOTAL"])
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["vocab_file", "bert_config_file", "output_dir"])
+  app.run(main)

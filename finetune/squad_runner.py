@@ -1,0 +1,199 @@
+# coding=utf-8
+"""Fine-tuning runs for span extraction (CMRC 2018, DRCD): train, predict, score with the official metric.
+
+`run(SquadRunConfig)` is what run_cmrc2018.py calls after parsing flags. The model predicts start/end
+logits per window; the host picks n-best answers (squad_postprocess), writes predictions.json and
+nbest_predictions.json, and, when the predict file has answers, scores them with cmrc2018_evaluate and
+writes eval_results.json in the official script's format.
+"""
+
+import dataclasses
+import json
+import os
+from typing import NamedTuple, Optional
+
+import tensorflow.compat.v1 as tf
+from absl import logging
+
+from finetune import cmrc2018_evaluate, squad_data, squad_features, squad_postprocess, squad_records
+from finetune.classifier_runner import ProgressHook
+from finetune.squad_model import SpanModelSettings, model_fn_builder
+from mobilebert.config import BertConfig
+from mobilebert.run_config import Runner, RunSettings
+from mobilebert.tokenization import FullTokenizer
+
+EVAL_RESULTS = "eval_results.json"
+
+
+@dataclasses.dataclass
+class SquadRunConfig:
+  """Everything one run needs (each field is the run_cmrc2018 flag of the same name)."""
+  vocab_file: str
+  bert_config_file: str
+  run: RunSettings
+  train_file: Optional[str] = None
+  predict_file: Optional[str] = None
+  init_checkpoint: Optional[str] = None
+  do_lower_case: bool = True
+  max_seq_length: int = 512
+  doc_stride: int = 128
+  max_query_length: int = 64
+  do_train: bool = False
+  do_predict: bool = False
+  convert_traditional: bool = False
+  train_batch_size: int = 32
+  predict_batch_size: int = 8
+  learning_rate: float = 3e-5
+  num_train_epochs: float = 2.0
+  num_train_steps: int = 0  # > 0 overrides num_train_epochs
+  warmup_proportion: float = 0.1
+  optimizer: str = "adamw"
+  weight_decay_rate: float = 0.01
+  n_best_size: int = 20
+  max_answer_length: int = 30
+  use_einsum: bool = True
+  tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
+  predict_checkpoint: str = "latest"  # "latest" in output_dir, or a checkpoint path
+  log_every_n_steps: int = 100
+
+  def validate(self):
+    if not (self.do_train or self.do_predict):
+      raise ValueError("nothing to do: pass --do_train and/or --do_predict")
+    if self.do_train and not self.train_file:
+      raise ValueError("--do_train needs --train_file")
+    if self.do_predict and not self.predict_file:
+      raise ValueError("--do_predict needs --predict_file")
+    for name in ("vocab_file", "bert_config_file"):
+      if not getattr(self, name):
+        raise ValueError(f"--{name} is required")
+    for name in ("train_batch_size", "predict_batch_size", "max_seq_length", "doc_stride",
+                 "max_query_length", "n_best_size", "max_answer_length"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+    if self.max_seq_length - self.max_query_length - 3 < 1:
+      raise ValueError(f"--max_seq_length={self.max_seq_length} leaves no room for context after "
+                       f"--max_query_length={self.max_query_length} and [CLS]/[SEP]/[SEP]")
+    if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
+      raise ValueError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+    if self.learning_rate < 0 or not 0 <= self.warmup_proportion < 1:
+      raise ValueError("--learning_rate must be >= 0 and --warmup_proportion in [0, 1)")
+
+
+class RunReport(NamedTuple):
+  """What a run did: steps trained, files written, and the official scores (None without answers)."""
+  num_train_steps: int
+  predictions_file: Optional[str]
+  nbest_file: Optional[str]
+  scores: Optional[dict]
+
+
+def _write_atomically(path, text):
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _records_name(path):
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def _predict_checkpoint(config):
+  if config.predict_checkpoint != "latest":
+    return config.predict_checkpoint
+  latest = tf.train.latest_checkpoint(config.run.output_dir)
+  if latest is None:
+    raise ValueError(f"--output_dir={config.run.output_dir} holds no fine-tuned checkpoint to predict "
+                     "with: run --do_train first or pass --predict_checkpoint")
+  return latest
+
+
+def predict_features(runner, records, features, config, checkpoint):
+  """RawResults of every feature, in record order (padding dropped)."""
+  input_fn = squad_records.input_fn_builder(
+      records.path, config.max_seq_length, is_training=False, num_features=records.num_features,
+      pad_to_batch_size=config.predict_batch_size)
+  results = []
+  for output in runner.predict(input_fn, config.predict_batch_size, checkpoint_path=checkpoint):
+    unique_id = int(output["unique_ids"])
+    if unique_id != squad_records.PADDING_UNIQUE_ID:
+      results.append(squad_postprocess.RawResult(unique_id, output["start_logits"],
+                                                 output["end_logits"]))
+  if len(results) != len(features):
+    raise RuntimeError(f"predicted {len(results)} of {len(features)} features of {records.path}")
+  return results
+
+
+def run(config):
+  """Runs what the config asks for and returns a RunReport."""
+  config.validate()
+  output_dir = config.run.output_dir
+  bert_config = BertConfig.from_json_file(config.bert_config_file)
+  if config.max_seq_length > bert_config.max_position_embeddings:
+    raise ValueError(f"--max_seq_length={config.max_seq_length} exceeds max_position_embeddings "
+                     f"{bert_config.max_position_embeddings} of {config.bert_config_file}")
+  tf.io.gfile.makedirs(output_dir)
+  tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+  settings = squad_features.FeatureSettings(config.max_seq_length, config.doc_stride,
+                                            config.max_query_length)
+  cache_dir = config.tfrecord_dir or output_dir
+
+  def records_for(path, is_training, make_features):
+    key = squad_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
+                                  config.convert_traditional, is_training)
+    return squad_records.cached_records(_records_name(path), key, cache_dir, make_features,
+                                        is_training)
+
+  num_train_steps = num_warmup_steps = 0
+  if config.do_train:
+    def make_train_features():
+      examples, _ = squad_data.read_examples(config.train_file, config.convert_traditional)
+      return squad_features.convert_examples(tokenizer, examples, settings, for_training=True)
+
+    train_records = records_for(config.train_file, True, make_train_features)
+    num_train_steps = config.num_train_steps or int(
+        train_records.num_features / config.train_batch_size * config.num_train_epochs)
+    num_train_steps = max(num_train_steps, 1)
+    num_warmup_steps = int(num_train_steps * config.warmup_proportion)
+
+  model_settings = SpanModelSettings(
+      bert_config=bert_config, init_checkpoint=config.init_checkpoint,
+      learning_rate=config.learning_rate, num_train_steps=num_train_steps,
+      num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
+      weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,
+      use_one_hot_embeddings=config.run.use_tpu, use_einsum=config.use_einsum,
+      compute_type=config.run.compute_dtype)
+  runner = Runner(config.run, model_fn_builder(model_settings))
+
+  if config.do_train:
+    logging.info("training: %d features, batch %d, %d steps (%d warm-up)", train_records.num_features,
+                 config.train_batch_size, num_train_steps, num_warmup_steps)
+    input_fn = squad_records.input_fn_builder(train_records.path, config.max_seq_length,
+                                              is_training=True,
+                                              num_features=train_records.num_features,
+                                              seed=config.run.rand_seed)
+    runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
+                 hooks=[ProgressHook(config.train_batch_size, num_train_steps,
+                                     config.log_every_n_steps)])
+
+  if not config.do_predict:
+    return RunReport(num_train_steps, None, None, None)
+  examples, _ = squad_data.read_examples(config.predict_file, config.convert_traditional)
+  # The host needs the features (character maps) to read answers back, so they are always built;
+  # the records are rewritten only when the cache misses.
+  features = squad_features.convert_examples(tokenizer, examples, settings, for_training=False)
+  records = records_for(config.predict_file, False, lambda: features)
+  checkpoint = _predict_checkpoint(config)
+  logging.info("predicting %d questions (%d features) with %s", len(examples), len(features),
+               checkpoint)
+  results = predict_features(runner, records, features, config, checkpoint)
+  predictions, nbest = squad_postprocess.make_predictions(
+      examples, features, results, config.n_best_size, config.max_answer_length)
+  predictions_file, nbest_file = squad_postprocess.write_predictions(output_dir, predictions, nbest)
+  scores = None
+  if squad_data.has_answers(examples):
+    result = cmrc2018_evaluate.evaluate(squad_data.read_squad_json(config.predict_file), predictions)
+    scores = cmrc2018_evaluate.result_to_dict(result)
+    _write_atomically(os.path.join(output_dir, EVAL_RESULTS), json.dumps(scores) + "\n")
+    logging.info("%s: %s", config.predict_file, json.dumps(scores))
+  return RunReport(num_train_steps, predictions_file, nbest_file, scores)
