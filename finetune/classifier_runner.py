@@ -18,6 +18,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune import classifier_features as features_lib
+from finetune import classifier_tflite
 from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
 from finetune.tasks import GenericOptions, create_task
 from mobilebert.config import BertConfig
@@ -60,6 +61,8 @@ class ClassifierRunConfig:
   tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
   predict_checkpoint: str = "latest"  # "latest", "best" (by dev accuracy) or a checkpoint path
   log_every_n_steps: int = 100
+  lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
+  use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
   generic: GenericOptions = GenericOptions()
 
   def validate(self):
@@ -73,6 +76,8 @@ class ClassifierRunConfig:
         raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
     if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
       raise ValueError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+    if (self.lite_model_path or self.use_post_quantization) and not self.do_eval:
+      raise ValueError("--lite_model_path / --use_post_quantization score the eval split: add --do_eval")
     if not 0 <= self.warmup_proportion < 1:
       raise ValueError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
 
@@ -267,10 +272,19 @@ def run(config):
   history, best = [], None
   if config.do_eval:
     split_name = "test" if config.do_test else "dev"
-    history, best = evaluate_checkpoints(runner, task, featurize(split_name), config, split_name)
-    write_eval_results(output_dir, history, best)
-    logging.info("best %s checkpoint: %s (%s %.4f)", split_name, best["checkpoint"], BEST_METRIC,
-                 best[BEST_METRIC])
+    eval_split = featurize(split_name)
+    if not (config.lite_model_path and not config.use_post_quantization):
+      history, best = evaluate_checkpoints(runner, task, eval_split, config, split_name)
+      write_eval_results(output_dir, history, best)
+      logging.info("best %s checkpoint: %s (%s %.4f)", split_name, best["checkpoint"], BEST_METRIC,
+                   best[BEST_METRIC])
+    if config.lite_model_path or config.use_post_quantization:
+      lite_path = config.lite_model_path or os.path.join(output_dir, classifier_tflite.DEFAULT_MODEL_NAME)
+      if config.use_post_quantization:
+        classifier_tflite.quantize(bert_config, best["checkpoint"], lite_path, config.max_seq_length)
+      lite_results = classifier_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
+      path = classifier_tflite.write_results(output_dir, lite_path, lite_results, best)
+      logging.info("TFLite %s %s: %s (written to %s)", lite_path, split_name, lite_results, path)
 
   predictions_file = None
   if config.do_predict:

@@ -47,6 +47,13 @@ flags.DEFINE_bool("skip_bad_rows", False,
 flags.DEFINE_string("predict_checkpoint", "latest",
                     "Checkpoint for --do_predict: latest, best (by dev accuracy, needs --do_eval) or a "
                     "path.")
+flags.DEFINE_string("lite_model_path", None,
+                    "With --do_eval: score the eval split with this TFLite model (with "
+                    "--use_post_quantization: where the int8 export is written; default "
+                    "<output_dir>/model.int8.tflite). Results: eval_results_tflite.txt.")
+flags.DEFINE_bool("use_post_quantization", False,
+                  "With --do_eval: export the best checkpoint to dynamic-range int8 TFLite and score "
+                  "it beside the float checkpoint, so the accuracy cost of quantization is measured.")
 flags.DEFINE_integer("log_every_n_steps", 100, "Log examples/s and ETA every this many steps.")
 # --task_name=generic: the user's own files.
 flags.DEFINE_enum("data_format", "tsv", ["tsv", "jsonl"], "generic: train/dev/test .tsv or .jsonl.")

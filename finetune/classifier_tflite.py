@@ -1,0 +1,50 @@
+"""Scoring a classification task with a TFLite model: the release's --lite_model_path and
+--use_post_quantization, so the accuracy cost of quantization is a measured number.
+
+With --use_post_quantization the checkpoint that --do_eval found best (else the latest) is exported
+to a dynamic-range int8 TFLite model at --lite_model_path (default <output_dir>/model.int8.tflite);
+with --lite_model_path alone an existing .tflite file is scored. Results go to
+eval_results_tflite.txt next to eval_results.txt, with the float checkpoint's accuracy beside it.
+"""
+
+import os
+
+import numpy as np
+from absl import logging
+
+from mobilebert.export import tflite, tflite_eval
+
+RESULTS_FILE = "eval_results_tflite.txt"
+DEFAULT_MODEL_NAME = "model.int8.tflite"
+
+
+def quantize(bert_config, checkpoint, output_path, max_seq_length):
+  """Exports `checkpoint` to dynamic-range int8 TFLite (verified against the TF graph)."""
+  result = tflite.export_tflite(bert_config, checkpoint, output_path, "dynamic_int8",
+                                seq_length=max_seq_length, overwrite=True)
+  logging.info("wrote %s (%d bytes) from %s", output_path, result.size, checkpoint)
+  return output_path
+
+
+def score(task, split, lite_model_path, batch_size=32):
+  """The task scorer's results for a cached split scored by the TFLite model."""
+  outputs, label_ids = tflite_eval.predict_classifier(lite_model_path, split.path, batch_size)
+  if label_ids is None:
+    raise ValueError(f"{split.path}: split has no labels to score the TFLite model with")
+  scorer = task.scorer()
+  scorer.update(label_ids, np.log(np.maximum(outputs["probabilities"], 1e-30)))
+  return scorer.results()
+
+
+def write_results(output_dir, lite_model_path, results, float_results=None):
+  lines = [f"lite_model_path = {lite_model_path}"]
+  lines += [f"{key} = {value}" for key, value in sorted(results.items())]
+  if float_results:
+    lines += [f"float_{key} = {value}" for key, value in sorted(float_results.items())
+              if isinstance(value, float)]
+    lines.append(f"accuracy_change = {results['accuracy'] - float_results['accuracy']:.6f}")
+  path = os.path.join(output_dir, RESULTS_FILE)
+  with open(path + ".tmp", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  os.replace(path + ".tmp", path)
+  return path
