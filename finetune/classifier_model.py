@@ -100,7 +100,7 @@ def model_fn_builder(settings):
                            features["segment_ids"], label_ids)
     if is_training:
       # Eval and predict restore the fine-tuned checkpoint itself; only training starts from init.
-      scaffold_fn = _init_from_checkpoint(settings)
+      scaffold_fn = checkpoint_lib.scaffold_fn(settings.init_checkpoint, settings.use_tpu)
       train_op = optimization.create_optimizer(
           outputs.loss, settings.learning_rate, settings.num_train_steps, settings.num_warmup_steps,
           settings.use_tpu, optimizer=settings.optimizer,
@@ -123,20 +123,3 @@ def model_fn_builder(settings):
     return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions=predictions)
 
   return model_fn
-
-
-def _init_from_checkpoint(settings):
-  """Initializes matching variables from settings.init_checkpoint (teacher/* and optimizer slots in a
-  pretraining checkpoint have no graph variable and are ignored; the log lists what was loaded)."""
-  if not settings.init_checkpoint:
-    return None
-  if not settings.use_tpu:
-    checkpoint_lib.init_from_checkpoint(settings.init_checkpoint)
-    return None
-
-  def tpu_scaffold():
-    # On TPU the initializers must be overridden on the host graph the scaffold builds.
-    checkpoint_lib.init_from_checkpoint(settings.init_checkpoint)
-    return tf.train.Scaffold()
-
-  return tpu_scaffold

@@ -94,23 +94,6 @@ def create_model(settings, is_training, input_ids, input_mask, segment_ids, star
                    settings.bert_config.initializer_range)
 
 
-def _scaffold_fn(settings):
-  """Initializes matching variables from settings.init_checkpoint (teacher/* and optimizer slots of a
-  pretraining checkpoint are ignored; the log lists what was loaded)."""
-  if not settings.init_checkpoint:
-    return None
-  if not settings.use_tpu:
-    checkpoint_lib.init_from_checkpoint(settings.init_checkpoint)
-    return None
-
-  def tpu_scaffold():
-    # On TPU the initializers must be overridden on the host graph the scaffold builds.
-    checkpoint_lib.init_from_checkpoint(settings.init_checkpoint)
-    return tf.train.Scaffold()
-
-  return tpu_scaffold
-
-
 def model_fn_builder(settings):
   """Returns a TPUEstimator model_fn.
 
@@ -129,7 +112,7 @@ def model_fn_builder(settings):
         features["segment_ids"], features.get("start_positions"), features.get("end_positions"))
     if is_training:
       # Prediction restores the fine-tuned checkpoint itself; only training starts from init.
-      scaffold_fn = _scaffold_fn(settings)
+      scaffold_fn = checkpoint_lib.scaffold_fn(settings.init_checkpoint, settings.use_tpu)
       train_op = optimization.create_optimizer(
           outputs.loss, settings.learning_rate, settings.num_train_steps, settings.num_warmup_steps,
           settings.use_tpu, optimizer=settings.optimizer,

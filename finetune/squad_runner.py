@@ -129,9 +129,7 @@ def run(config):
   config.validate()
   output_dir = config.run.output_dir
   bert_config = BertConfig.from_json_file(config.bert_config_file)
-  if config.max_seq_length > bert_config.max_position_embeddings:
-    raise ValueError(f"--max_seq_length={config.max_seq_length} exceeds max_position_embeddings "
-                     f"{bert_config.max_position_embeddings} of {config.bert_config_file}")
+  bert_config.check_seq_length(config.max_seq_length, source=config.bert_config_file)
   tf.io.gfile.makedirs(output_dir)
   tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
   settings = squad_features.FeatureSettings(config.max_seq_length, config.doc_stride,

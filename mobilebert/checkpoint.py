@@ -79,6 +79,25 @@ def assignment_map(init_checkpoint, tvars=None, checkpoint_prefix="", graph_pref
   return CheckpointInit(amap, initialized, mismatched, missing)
 
 
+def scaffold_fn(init_checkpoint, use_tpu):
+  """What a model_fn does to start from `init_checkpoint` (ignoring entries with no graph variable).
+
+  Off TPU the initializers are overridden right away and None is returned; on TPU they must be
+  overridden on the host graph the scaffold builds, so a TPUEstimator scaffold_fn is returned.
+  """
+  if not init_checkpoint:
+    return None
+  if not use_tpu:
+    init_from_checkpoint(init_checkpoint)
+    return None
+
+  def tpu_scaffold():
+    init_from_checkpoint(init_checkpoint)
+    return tf.train.Scaffold()
+
+  return tpu_scaffold
+
+
 def init_from_checkpoint(init_checkpoint, tvars=None, checkpoint_prefix="", graph_prefix="",
                          log=True):
   """Overrides the initializers of matching variables with the checkpoint's values.

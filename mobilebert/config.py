@@ -123,6 +123,12 @@ class BertConfig:
     new.validate()
     return new
 
+  def check_seq_length(self, max_seq_length, flag="--max_seq_length", source="the model config"):
+    """Raises ConfigError when sequences of `max_seq_length` do not fit the position table."""
+    if max_seq_length > self.max_position_embeddings:
+      raise ConfigError(f"{flag}={max_seq_length} exceeds max_position_embeddings "
+                        f"{self.max_position_embeddings} of {source}")
+
   # -- validation ------------------------------------------------------------------------------------
   def validate(self):
     """Raises ConfigError (naming the key) if the model cannot be built from this config."""
