@@ -1,0 +1,132 @@
+"""File names for the pretraining data tools: input patterns, sharded outputs, atomic writes.
+
+Inputs are a comma-separated list whose items may be globs. Outputs are a comma-separated list of file
+names or one `path@N` spec naming N shards `path-00000-of-0000N`. Every output is first written under a
+hidden temporary name in the same directory and renamed at the end, so a crash never leaves a half file
+under a final name, and a glob such as `tf_examples.*` never picks up a file still being written.
+"""
+
+import os
+
+import tensorflow.compat.v1 as tf
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class DataFileError(ValueError):
+  """A file flag that names nothing, too much, or something that must not be overwritten."""
+
+
+def expand_file_patterns(spec, flag_name):
+  """Files named by a comma-separated list of paths and globs, in the given order, without repeats.
+
+  Raises DataFileError naming `--flag_name` for an empty list, a missing file, a directory, or a glob
+  that matches nothing.
+  """
+  patterns = [p.strip() for p in (spec or "").split(",") if p.strip()]
+  if not patterns:
+    raise DataFileError(f"--{flag_name} is empty: give one or more files (comma-separated, globs allowed)")
+  files = []
+  for pattern in patterns:
+    if _GLOB_CHARS & set(pattern):
+      matches = sorted(tf.io.gfile.glob(pattern))
+      if not matches:
+        raise DataFileError(f"--{flag_name}: pattern {pattern!r} matches no file")
+    else:
+      if not tf.io.gfile.exists(pattern):
+        raise DataFileError(f"--{flag_name}: file not found: {pattern}")
+      matches = [pattern]
+    for path in matches:
+      if tf.io.gfile.isdir(path):
+        raise DataFileError(f"--{flag_name}: {path} is a directory, expected a file")
+      if path not in files:
+        files.append(path)
+  return files
+
+
+def output_shard_paths(spec, flag_name="output_file"):
+  """The output files of `spec`: a comma-separated list, or `path@N` for N numbered shards."""
+  items = [p.strip() for p in (spec or "").split(",") if p.strip()]
+  if not items:
+    raise DataFileError(f"--{flag_name} is empty: give a file, a comma-separated list, or path@N")
+  if len(items) == 1 and "@" in os.path.basename(items[0]):
+    base, _, count = items[0].rpartition("@")
+    if not count.isdigit() or int(count) < 1 or not os.path.basename(base):
+      raise DataFileError(f"--{flag_name}={spec}: expected path@N with N a positive shard count")
+    num_shards = int(count)
+    return [f"{base}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
+  if len(set(items)) != len(items):
+    raise DataFileError(f"--{flag_name}={spec}: a file is named twice")
+  return items
+
+
+def other_shard_counts(spec):
+  """Existing shards of `path@N` made with another N (a glob such as `path-*` would read them too)."""
+  first = (spec or "").strip()
+  if "," in first or "@" not in os.path.basename(first):
+    return []
+  base, _, count = first.rpartition("@")
+  if not count.isdigit():
+    return []
+  suffix = f"-of-{int(count):05d}"
+  return sorted(p for p in tf.io.gfile.glob(f"{base}-[0-9]*-of-[0-9]*") if not p.endswith(suffix))
+
+
+def summary_path(spec):
+  """Where the run summary goes: `summary.<name>.json` beside the (first) output.
+
+  The name starts with `summary.` so that a glob over the shards (`tf_examples.*`) does not match it.
+  """
+  first = (spec or "").split(",")[0].strip()
+  base = first.rpartition("@")[0] if "@" in os.path.basename(first) else first
+  directory, name = os.path.split(base)
+  return os.path.join(directory, f"summary.{name}.json")
+
+
+def check_not_existing(paths, overwrite, flag_name):
+  """Raises DataFileError if any of `paths` exists and `overwrite` is false."""
+  existing = [p for p in paths if tf.io.gfile.exists(p)]
+  if existing and not overwrite:
+    shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+    raise DataFileError(f"--{flag_name}: output already exists: {shown}; pass --overwrite to replace it")
+
+
+def check_can_write(paths, overwrite, flag_name):
+  """check_not_existing, then creates the missing parent directories."""
+  check_not_existing(paths, overwrite, flag_name)
+  for directory in sorted({os.path.dirname(p) for p in paths}):
+    if directory and not tf.io.gfile.exists(directory):
+      tf.io.gfile.makedirs(directory)
+
+
+def temporary_path(path):
+  """A hidden name in the same directory as `path` (same filesystem, so the rename is atomic)."""
+  directory, name = os.path.split(path)
+  return os.path.join(directory, f".{name}.tmp-{os.getpid()}")
+
+
+def commit(temp_path, path, overwrite):
+  """Moves a finished temporary file to its final name."""
+  tf.io.gfile.rename(temp_path, path, overwrite=overwrite)
+
+
+def remove_quietly(path):
+  """Deletes a temporary file if it is there (clean-up after a failure must not raise)."""
+  try:
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+  except (tf.errors.OpError, OSError):
+    pass
+
+
+def atomic_write_text(path, text, overwrite, flag_name="output_file"):
+  """Writes `text` (UTF-8) to `path` through a temporary file; refuses to replace a file unless told."""
+  check_can_write([path], overwrite, flag_name)
+  temp = temporary_path(path)
+  try:
+    with tf.io.gfile.GFile(temp, "wb") as f:
+      f.write(text.encode("utf-8"))
+    commit(temp, path, overwrite)
+  except BaseException:
+    remove_quietly(temp)
+    raise
