@@ -118,6 +118,31 @@ class TorchModel:
         self.model(input_ids=ids_t, attention_mask=mask_t)
 
 
+class TFLiteModel:
+  """Our TFLite export (float32 or dynamic-range int8) of a freshly initialized checkpoint."""
+
+  def __init__(self, config, seq, variant, work_dir):
+    import tensorflow.compat.v1 as tf
+    from mobilebert import modeling
+    from mobilebert.export import tflite, tflite_eval
+    prefix = os.path.join(work_dir, "model.ckpt")
+    if not tf.io.gfile.exists(prefix + ".index"):
+      with tf.Graph().as_default():
+        modeling.BertModel(config, False, tf.zeros([1, seq], tf.int32))
+        with tf.Session() as session:
+          session.run(tf.global_variables_initializer())
+          tf.train.Saver().save(session, prefix)
+    path = os.path.join(work_dir, f"model.{variant}.tflite")
+    tflite.export_tflite(config, prefix, path, variant, seq_length=seq, overwrite=True)
+    self.size = os.path.getsize(path)
+    self.runner = tflite_eval.TFLiteRunner(path, num_threads=os.cpu_count())
+
+  def step(self, ids, mask, labels):
+    del labels
+    self.runner.run({"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)},
+                    batch_size=len(ids))
+
+
 def batch_of(config, batch, seq, rng):
   ids = rng.randint(1, config.vocab_size, size=(batch, seq)).astype(np.int32)
   return ids, np.ones((batch, seq), np.int32), rng.randint(0, 2, size=batch).astype(np.int32)
@@ -152,6 +177,15 @@ def run_speed(args):
     t = interleaved(ours, peer, batch_of(config, batch, args.seq, rng), steps, args.rounds)
     achieved = (3 if training else 1) * flops * batch / t["ours"] / 1e9
     rows.append((f"{label}, batch {batch}", t["ours"], t["peer"], batch, achieved / peak))
+  if args.tflite:
+    import tempfile
+    with tempfile.TemporaryDirectory() as work_dir:
+      peer = TorchModel(config, False)
+      for variant in ("float32", "dynamic_int8"):
+        ours = TFLiteModel(config, args.seq, variant, work_dir)
+        t = interleaved(ours, peer, batch_of(config, 1, args.seq, rng), 20, args.rounds)
+        rows.append((f"inference, batch 1, TFLite {variant} ({ours.size / 2**20:.0f} MB)",
+                     t["ours"], t["peer"], 1, flops / t["ours"] / 1e9 / peak))
   print(f"\n{machine.describe()}")
   print(f"config {os.path.basename(args.config)}, sequence length {args.seq}, float32, "
         f"{'XLA' if args.xla else 'no XLA'}; matmul peak {peak:.1f} GFLOP/s; "
@@ -193,6 +227,8 @@ def main():
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--xla", action="store_true", help="compile our graph with XLA (jit ON_1)")
   parser.add_argument("--memory", action="store_true")
+  parser.add_argument("--tflite", action="store_true",
+                      help="also time batch-1 inference of our float32 and int8 TFLite exports")
   parser.add_argument("--child", choices=["ours", "peer"], help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
