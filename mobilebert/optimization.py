@@ -66,12 +66,28 @@ def build_train_op(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu=Fal
   present = [(g, v) for g, v in zip(grads, tvars) if g is not None]
   if not present:
     raise ValueError("the loss depends on none of the trainable variables")
+  present = _mean_over_replicas(present)
   clipped, _ = tf.clip_by_global_norm([g for g, _ in present], clip_norm=clip_norm)
   apply_op = opt.apply_gradients(list(zip(clipped, [v for _, v in present])))
   # The increment waits for the update, whose learning rate was computed from the earlier read.
   with tf.control_dependencies([apply_op]):
     train_op = global_step.assign_add(1)
   return TrainOp(train_op, learning_rate)
+
+
+def _mean_over_replicas(grads_and_vars):
+  """Averages gradients over the replicas of a Mirrored/MultiWorkerMirrored strategy (else as is).
+
+  The optimizers update variables with plain assigns in each replica; without this every replica
+  would apply the gradient of its own share of the batch and the copies of a variable would drift
+  apart (the checkpoint keeps replica 0's). With the mean, every replica applies the same update.
+  """
+  context = tf.distribute.get_replica_context()
+  if not tf.distribute.has_strategy() or context is None or context.num_replicas_in_sync == 1:
+    return grads_and_vars
+  grads = [tf.convert_to_tensor(g) for g, _ in grads_and_vars]  # all-reduce dense IndexedSlices
+  reduced = context.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+  return list(zip(reduced, [v for _, v in grads_and_vars]))
 
 
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu=False,

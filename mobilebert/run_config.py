@@ -32,10 +32,13 @@ class RunSettings:
   num_gpus: int = 0
   precision: str = "float32"
   rand_seed: Optional[int] = 12345
+  # Explicit replica devices for MirroredStrategy, e.g. ("/cpu:0", "/cpu:1") to test replication on a
+  # machine without GPUs (CPU devices beyond the first are virtual). Not a flag; None uses --num_gpus.
+  devices: Optional[tuple] = None
 
   @classmethod
   def from_flags(cls, flag_values):
-    kwargs = {f.name: getattr(flag_values, f.name) for f in dataclasses.fields(cls)}
+    kwargs = {f.name: getattr(flag_values, f.name, f.default) for f in dataclasses.fields(cls)}
     if not kwargs["output_dir"]:
       raise ValueError("--output_dir is required")
     if kwargs["use_tpu"] and not kwargs["tpu_name"] and not kwargs["master"]:
@@ -70,12 +73,18 @@ class Runner:
       return None
     if multi_worker_count() > 1:
       return tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    if self.settings.devices and len(self.settings.devices) > 1:
+      return tf.distribute.MirroredStrategy(devices=list(self.settings.devices))
     if self.settings.num_gpus > 1:
       devices = [f"/gpu:{i}" for i in range(self.settings.num_gpus)]
       return tf.distribute.MirroredStrategy(devices=devices)
     return None
 
   def _session_config(self):
+    cpus = sum(1 for d in self.settings.devices or () if "cpu" in d.lower())
+    if cpus > 1:
+      # Sessions see one CPU device unless asked for more; the extra ones are virtual.
+      return tf.ConfigProto(allow_soft_placement=True, device_count={"CPU": cpus})
     return tf.ConfigProto(allow_soft_placement=True)
 
   def estimator(self, train_batch_size=1, eval_batch_size=1, predict_batch_size=1):
@@ -116,11 +125,28 @@ class Runner:
       raise ValueError(f"batch size {global_batch_size} is not divisible by the "
                        f"{self.num_replicas} replicas")
     per_replica = global_batch_size // self.num_replicas
-    return lambda params: input_fn(dict(params, batch_size=per_replica))
+
+    def replica_input_fn(params, input_context=None):
+      dataset = input_fn(dict(params, batch_size=per_replica))
+      # Several workers each build the same pipeline; each keeps every N-th batch, so that no two
+      # workers train on the same examples.
+      if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+      return dataset
+
+    return replica_input_fn
 
   def train(self, input_fn, max_steps, batch_size, hooks=None):
     estimator = self.estimator(train_batch_size=batch_size)
-    return estimator.train(self._input_fn(input_fn, batch_size), max_steps=max_steps, hooks=hooks)
+    input_fn = self._input_fn(input_fn, batch_size)
+    if self.strategy is not None and multi_worker_count() > 1:
+      # The Estimator trains on several workers only through train_and_evaluate (its
+      # estimator.train refuses); every worker trains, an "evaluator" task (if any) evaluates.
+      tf.estimator.train_and_evaluate(
+          estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=hooks),
+          tf.estimator.EvalSpec(input_fn, steps=1))
+      return estimator
+    return estimator.train(input_fn, max_steps=max_steps, hooks=hooks)
 
   def evaluate(self, input_fn, steps, batch_size, checkpoint_path=None, name=None):
     estimator = self.estimator(eval_batch_size=batch_size)
