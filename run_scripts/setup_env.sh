@@ -18,7 +18,8 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
-runtime_want="$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements-data.txt" "$ROOT/pyproject.toml")"
+# The checkout path is part of the stamp: the editable install points at it.
+runtime_want="$( (cat "$ROOT/requirements.txt" "$ROOT/requirements-data.txt" "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
 test_want="$(hash_of "$ROOT/requirements-test.txt")"
 runtime_stamp="$VENV/.mobilebert-runtime"
 test_stamp="$VENV/.mobilebert-test"
