@@ -98,6 +98,9 @@ class Runner:
           cluster=resolver, master=s.master, model_dir=s.output_dir,
           save_checkpoints_steps=s.save_checkpoints_steps, keep_checkpoint_max=s.keep_checkpoint_max,
           tf_random_seed=s.rand_seed, session_config=self._session_config(),
+          # TPUEstimator logs every ceil(log_step_count_steps / iterations_per_loop) loops; off TPU a
+          # loop is one step, so without this it would log loss and steps/s at every step.
+          log_step_count_steps=100 if s.use_tpu else 100 * s.iterations_per_loop,
           tpu_config=tf.estimator.tpu.TPUConfig(
               iterations_per_loop=s.iterations_per_loop, num_shards=s.num_tpu_cores,
               per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
