@@ -16,10 +16,9 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune import cmrc2018_evaluate, squad_data, squad_features, squad_postprocess, squad_records
-from finetune.classifier_runner import ProgressHook
 from finetune.squad_model import SpanModelSettings, model_fn_builder
 from mobilebert.config import BertConfig
-from mobilebert.run_config import Runner, RunSettings
+from mobilebert.run_config import ProgressHook, Runner, RunSettings
 from mobilebert.tokenization import FullTokenizer
 
 EVAL_RESULTS = "eval_results.json"

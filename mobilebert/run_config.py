@@ -9,10 +9,13 @@ themselves.
 """
 
 import dataclasses
+import datetime
 import json
 import os
+import time
 from typing import Optional
 
+from absl import logging
 import tensorflow.compat.v1 as tf
 
 
@@ -168,3 +171,31 @@ def latest_step(output_dir):
   if latest is None:
     return 0
   return int(tf.train.load_variable(latest, "global_step"))
+
+
+class ProgressHook(tf.train.SessionRunHook):
+  """Logs step, examples/s and the estimated time left every `every_n_steps` steps."""
+
+  def __init__(self, batch_size, max_steps, every_n_steps=100):
+    self.batch_size, self.max_steps, self.every_n_steps = batch_size, max_steps, max(1, every_n_steps)
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+
+  def after_create_session(self, session, coord):
+    del coord
+    self._first_step = self._last_step = int(session.run(self._global_step))
+    self._start = self._last_time = time.time()
+
+  def after_run(self, run_context, run_values):
+    del run_values
+    # Read after the run: on TPU one run is iterations_per_loop steps.
+    step = int(run_context.session.run(self._global_step))
+    if step - self._last_step >= self.every_n_steps or step >= self.max_steps:
+      now = time.time()
+      rate = (step - self._last_step) * self.batch_size / max(now - self._last_time, 1e-9)
+      steps_per_second = (step - self._first_step) / max(now - self._start, 1e-9)
+      eta = (self.max_steps - step) / max(steps_per_second, 1e-9)
+      logging.info("step %d/%d (%.1f%%): %.1f examples/s, ETA %s", step, self.max_steps,
+                   100.0 * step / self.max_steps, rate, datetime.timedelta(seconds=round(eta)))
+      self._last_step, self._last_time = step, now
