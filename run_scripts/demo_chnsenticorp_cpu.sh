@@ -8,6 +8,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 INIT_PATH="${INIT_PATH:-}"
 DATA_DIR="${DATA_DIR:-$ROOT/data/chnsenticorp}"

@@ -19,6 +19,8 @@ USE_TPU="${USE_TPU:-False}"
 TPU_NAME="${TPU_NAME:-}"
 TPU_ZONE="${TPU_ZONE:-}"
 
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 for name in INIT_PATH MODEL_PATH; do
   if [[ -z "${!name}" ]]; then echo "run_chnsenticorp.sh: set $name (see the top of this script)" >&2; exit 2; fi

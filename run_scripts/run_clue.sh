@@ -21,6 +21,8 @@ TPU_NAME="${TPU_NAME:-}"
 TPU_ZONE="${TPU_ZONE:-}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 for name in INIT_PATH DATA_PATH MODEL_PATH; do
   if [[ -z "${!name}" ]]; then echo "run_clue.sh: set $name (see the top of this script)" >&2; exit 2; fi

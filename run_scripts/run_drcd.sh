@@ -28,6 +28,8 @@ PREDICT_FILE="${PREDICT_FILE:-${DATA_PATH}/DRCD_dev.json}"
 USE_TPU="${USE_TPU:-True}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 for name in INIT_PATH MODEL_PATH DATA_PATH; do
   if [[ -z "${!name}" ]]; then echo "run_drcd.sh: set $name (see the top of this script)" >&2; exit 2; fi

@@ -10,6 +10,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 INIT_PATH="${INIT_PATH:-}"
 DATA_FILE="${DATA_FILE:-$ROOT/data/cmrc2018/cmrc2018_trial.json}"

