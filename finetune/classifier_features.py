@@ -13,6 +13,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from mobilebert import atomic_io
+
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
 _LOGGED_EXAMPLES = 3
@@ -123,12 +125,6 @@ def cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_le
   return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _write_atomically(path, write_fn):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  write_fn(tmp)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_length, cache_dir,
                     require_labels=True):
   """Featurizes one split into `cache_dir`, or reuses the records a previous run wrote for the same key.
@@ -166,21 +162,16 @@ def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_l
                        index / (time.time() - start))
         writer.write(_serialize(features))
 
-  _write_atomically(record_path, write)
+  atomic_io.write_atomically(record_path, write)
   stats = task.read_stats.get(split)
   meta = {"key": key, "task": task.name, "split": split, "num_examples": len(examples),
           "max_seq_length": max_seq_length, "data_file": task.data_file(split),
           "bad_rows": stats.bad if stats else 0, "skipped_rows": stats.skipped if stats else 0,
           "guids": [] if split == "train" else [e.guid for e in examples]}
-  _write_atomically(meta_path, lambda p: _write_text(p, json.dumps(meta, ensure_ascii=False)))
+  atomic_io.write_text(meta_path, json.dumps(meta, ensure_ascii=False))
   logging.info("%s %s: wrote %d examples to %s in %.1fs", task.name, split, len(examples), record_path,
                time.time() - start)
   return CachedSplit(record_path, len(examples), tuple(meta["guids"]), key)
-
-
-def _write_text(path, text):
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write(text)
 
 
 def num_padding(num_examples, batch_size):

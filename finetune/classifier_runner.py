@@ -19,6 +19,7 @@ from finetune import classifier_features as features_lib
 from finetune import classifier_tflite
 from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
 from finetune.tasks import GenericOptions, create_task
+from mobilebert import atomic_io
 from mobilebert.config import BertConfig
 from mobilebert.run_config import ProgressHook, Runner, RunSettings
 from mobilebert.tokenization import FullTokenizer
@@ -88,13 +89,6 @@ class RunReport(NamedTuple):
   predictions_file: Optional[str]
 
 
-def _write_atomically(path, text):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def check_label_list(output_dir, task):
   """Refuses an output_dir whose model was trained with other labels (its head would be misread)."""
   path = os.path.join(output_dir, LABEL_FILE)
@@ -157,8 +151,8 @@ def write_eval_results(output_dir, history, best):
   lines = [f"{key} = {latest[key]}" for key in sorted(latest)]
   lines += [f"best_checkpoint = {best['checkpoint']}", f"best_global_step = {best['global_step']}"]
   lines += [f"best_{key} = {best[key]}" for key in sorted(best) if isinstance(best[key], float)]
-  _write_atomically(os.path.join(output_dir, EVAL_RESULTS), "\n".join(lines) + "\n")
-  _write_atomically(os.path.join(output_dir, EVAL_HISTORY),
+  atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), "\n".join(lines) + "\n")
+  atomic_io.write_text(os.path.join(output_dir, EVAL_HISTORY),
                     json.dumps({"selected_by": BEST_METRIC, "best": best, "checkpoints": history},
                                indent=1) + "\n")
 
@@ -183,7 +177,7 @@ def write_predictions(path, task, guids, log_probs):
   for guid, row in zip(guids, np.exp(log_probs)):
     label = task.labels[int(row.argmax())]
     rows.append("\t".join([guid, label, names.get(label, label)] + [f"{p:.6f}" for p in row]))
-  _write_atomically(path, "\n".join(rows) + "\n")
+  atomic_io.write_text(path, "\n".join(rows) + "\n")
 
 
 def run(config):
@@ -222,7 +216,7 @@ def run(config):
   runner = Runner(config.run, model_fn_builder(settings))
 
   if config.do_train:
-    _write_atomically(label_file, json.dumps({"task": task.name, "labels": task.labels},
+    atomic_io.write_text(label_file, json.dumps({"task": task.name, "labels": task.labels},
                                              ensure_ascii=False) + "\n")
     expected = num_train_steps // max(config.run.save_checkpoints_steps, 1) + 1
     if expected > config.run.keep_checkpoint_max:

@@ -12,6 +12,7 @@ import os
 import numpy as np
 from absl import logging
 
+from mobilebert import atomic_io
 from mobilebert.export import tflite, tflite_eval
 
 RESULTS_FILE = "eval_results_tflite.txt"
@@ -44,7 +45,5 @@ def write_results(output_dir, lite_model_path, results, float_results=None):
               if isinstance(value, float)]
     lines.append(f"accuracy_change = {results['accuracy'] - float_results['accuracy']:.6f}")
   path = os.path.join(output_dir, RESULTS_FILE)
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(path + ".tmp", path)
+  atomic_io.write_text(path, "\n".join(lines) + "\n")
   return path

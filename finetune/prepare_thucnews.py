@@ -18,6 +18,7 @@ from typing import NamedTuple
 import tensorflow.compat.v1 as tf
 from absl import app, flags, logging
 
+from mobilebert import atomic_io
 from mobilebert import assets
 
 SPLIT_FILES = {"train": "cnews.train.txt", "dev": "cnews.val.txt", "test": "cnews.test.txt"}
@@ -64,23 +65,16 @@ def split_topics(topics, dev_per_topic=100, test_per_topic=100, seed=12345):
   return ThucnewsSplit(parts["train"], parts["dev"], parts["test"], list(topics))
 
 
-def _write_atomically(path, text):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def write_split(split, output_dir):
   """Writes the three split files and labels.txt; returns {file name: rows}."""
   tf.io.gfile.makedirs(output_dir)
   counts = {}
   for name, file_name in SPLIT_FILES.items():
     rows = getattr(split, name)
-    _write_atomically(os.path.join(output_dir, file_name),
+    atomic_io.write_text(os.path.join(output_dir, file_name),
                       "".join(f"{label}\t{text}\n" for label, text in rows))
     counts[file_name] = len(rows)
-  _write_atomically(os.path.join(output_dir, LABEL_FILE), "".join(f"{l}\n" for l in split.labels))
+  atomic_io.write_text(os.path.join(output_dir, LABEL_FILE), "".join(f"{l}\n" for l in split.labels))
   return counts
 
 

@@ -17,6 +17,8 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
+
 RawResult = collections.namedtuple("RawResult", ["unique_id", "start_logits", "end_logits"])
 """Model output for one feature: logits [max_seq_length] each."""
 
@@ -100,10 +102,7 @@ def write_json(path, obj):
   directory = os.path.dirname(path)
   if directory:
     tf.io.gfile.makedirs(directory)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  atomic_io.write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
 def write_predictions(output_dir, predictions, nbest):

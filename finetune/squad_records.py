@@ -17,6 +17,8 @@ from absl import logging
 
 from finetune.classifier_features import file_sha256
 
+from mobilebert import atomic_io
+
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
 
@@ -63,17 +65,6 @@ def cache_key(data_file, vocab_file, do_lower_case, settings, to_simplified, is_
   return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _write_atomically(path, write_fn):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  write_fn(tmp)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def _write_text(path, text):
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write(text)
-
-
 def cached_records(name, key, cache_dir, make_features, is_training):
   """Writes the features `make_features()` returns to `cache_dir`, or reuses a previous run's records
   for the same key without calling it. Returns CachedRecords."""
@@ -95,9 +86,9 @@ def cached_records(name, key, cache_dir, make_features, is_training):
       for feature in features:
         writer.write(serialize(feature, is_training))
 
-  _write_atomically(record_path, write)
+  atomic_io.write_atomically(record_path, write)
   meta = {"key": key, "name": name, "is_training": is_training, "num_features": len(features)}
-  _write_atomically(meta_path, lambda p: _write_text(p, json.dumps(meta)))
+  atomic_io.write_text(meta_path, json.dumps(meta))
   logging.info("wrote %d features to %s", len(features), record_path)
   return CachedRecords(record_path, len(features), key)
 

@@ -17,6 +17,7 @@ from absl import logging
 
 from finetune import cmrc2018_evaluate, squad_data, squad_features, squad_postprocess, squad_records
 from finetune.squad_model import SpanModelSettings, model_fn_builder
+from mobilebert import atomic_io
 from mobilebert.config import BertConfig
 from mobilebert.run_config import ProgressHook, Runner, RunSettings
 from mobilebert.tokenization import FullTokenizer
@@ -84,13 +85,6 @@ class RunReport(NamedTuple):
   predictions_file: Optional[str]
   nbest_file: Optional[str]
   scores: Optional[dict]
-
-
-def _write_atomically(path, text):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _records_name(path):
@@ -191,6 +185,6 @@ def run(config):
   if squad_data.has_answers(examples):
     result = cmrc2018_evaluate.evaluate(squad_data.read_squad_json(config.predict_file), predictions)
     scores = cmrc2018_evaluate.result_to_dict(result)
-    _write_atomically(os.path.join(output_dir, EVAL_RESULTS), json.dumps(scores) + "\n")
+    atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), json.dumps(scores) + "\n")
     logging.info("%s: %s", config.predict_file, json.dumps(scores))
   return RunReport(num_train_steps, predictions_file, nbest_file, scores)
