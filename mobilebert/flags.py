@@ -43,6 +43,8 @@ def define_run_flags():
   _define_once("integer", "iterations_per_loop", 1000, "Steps per Estimator/TPU loop.")
   _define_once("integer", "save_checkpoints_steps", 1000, "Checkpoint every this many steps.")
   _define_once("integer", "keep_checkpoint_max", 5, "Checkpoints kept in --output_dir.")
+  _define_once("integer", "save_summary_steps", 100,
+               "Write the training summaries (with --use_summary) every this many steps.")
   _define_once("integer", "num_gpus", 0,
                "Replicate training over this many local GPUs with MirroredStrategy (0 or 1: no "
                "replication). Multi-worker training is enabled by a TF_CONFIG with several workers.")

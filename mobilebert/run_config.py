@@ -32,6 +32,7 @@ class RunSettings:
   iterations_per_loop: int = 1000
   save_checkpoints_steps: int = 1000
   keep_checkpoint_max: int = 5
+  save_summary_steps: int = 100
   num_gpus: int = 0
   precision: str = "float32"
   rand_seed: Optional[int] = 12345
@@ -100,6 +101,7 @@ class Runner:
       config = tf.estimator.tpu.RunConfig(
           cluster=resolver, master=s.master, model_dir=s.output_dir,
           save_checkpoints_steps=s.save_checkpoints_steps, keep_checkpoint_max=s.keep_checkpoint_max,
+          save_summary_steps=s.save_summary_steps,
           tf_random_seed=s.rand_seed, session_config=self._session_config(),
           # TPUEstimator logs every ceil(log_step_count_steps / iterations_per_loop) loops; off TPU a
           # loop is one step, so without this it would log loss and steps/s at every step.
@@ -113,8 +115,8 @@ class Runner:
           predict_batch_size=predict_batch_size)
     config = tf.estimator.RunConfig(
         model_dir=s.output_dir, save_checkpoints_steps=s.save_checkpoints_steps,
-        keep_checkpoint_max=s.keep_checkpoint_max, tf_random_seed=s.rand_seed,
-        session_config=self._session_config(), train_distribute=self.strategy,
+        keep_checkpoint_max=s.keep_checkpoint_max, save_summary_steps=s.save_summary_steps,
+        tf_random_seed=s.rand_seed, session_config=self._session_config(), train_distribute=self.strategy,
         eval_distribute=self.strategy)
 
     def model_fn(features, labels, mode, params):
@@ -174,10 +176,17 @@ def latest_step(output_dir):
 
 
 class ProgressHook(tf.train.SessionRunHook):
-  """Logs step, examples/s and the estimated time left every `every_n_steps` steps."""
+  """Logs `<name> step S/M (P%): X steps/s, Y examples/s, ETA T` every `every_n_steps` global steps.
 
-  def __init__(self, batch_size, max_steps, every_n_steps=100):
+  Rates come from the global step, so they hold on TPU too, where one session run is a loop of
+  iterations_per_loop steps. The first interval includes graph warm-up and reads slower; the ETA uses
+  the average since the session started.
+  """
+
+  def __init__(self, batch_size, max_steps, every_n_steps=100, name="train"):
     self.batch_size, self.max_steps, self.every_n_steps = batch_size, max_steps, max(1, every_n_steps)
+    self.name = name
+    self.rates = []  # (step, steps/s, examples/s) of every line logged, for tests and tools
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
@@ -190,12 +199,21 @@ class ProgressHook(tf.train.SessionRunHook):
   def after_run(self, run_context, run_values):
     del run_values
     # Read after the run: on TPU one run is iterations_per_loop steps.
-    step = int(run_context.session.run(self._global_step))
-    if step - self._last_step >= self.every_n_steps or step >= self.max_steps:
-      now = time.time()
-      rate = (step - self._last_step) * self.batch_size / max(now - self._last_time, 1e-9)
-      steps_per_second = (step - self._first_step) / max(now - self._start, 1e-9)
-      eta = (self.max_steps - step) / max(steps_per_second, 1e-9)
-      logging.info("step %d/%d (%.1f%%): %.1f examples/s, ETA %s", step, self.max_steps,
-                   100.0 * step / self.max_steps, rate, datetime.timedelta(seconds=round(eta)))
-      self._last_step, self._last_time = step, now
+    self._maybe_log(int(run_context.session.run(self._global_step)), force=False)
+
+  def end(self, session):
+    self._maybe_log(int(session.run(self._global_step)), force=True)
+
+  def _maybe_log(self, step, force):
+    steps = step - self._last_step
+    if steps <= 0 or (steps < self.every_n_steps and step < self.max_steps and not force):
+      return
+    now = time.time()
+    steps_per_second = steps / max(now - self._last_time, 1e-9)
+    average = (step - self._first_step) / max(now - self._start, 1e-9)
+    eta = max(self.max_steps - step, 0) / max(average, 1e-9)
+    self.rates.append((step, steps_per_second, steps_per_second * self.batch_size))
+    tf.logging.info("%s step %d/%d (%.1f%%): %.3f steps/s, %.1f examples/s, ETA %s", self.name, step,
+                    self.max_steps, 100.0 * step / max(self.max_steps, 1), steps_per_second,
+                    steps_per_second * self.batch_size, datetime.timedelta(seconds=round(eta)))
+    self._last_step, self._last_time = step, now

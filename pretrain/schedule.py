@@ -148,8 +148,9 @@ def train(settings):
                         init_checkpoint=init_checkpoint_for(settings, phase) if fresh else None)
     input_fn = pretraining_input.input_fn_builder(
         phase.input_files, phase.max_seq_length, settings.max_predictions_per_seq, is_training=True)
-    hooks = [run_hooks.ThroughputHook(phase.batch_size, name=phase.name, every_n_steps=(
-        settings.run.iterations_per_loop if settings.run.use_tpu else 100))]
+    every = settings.run.iterations_per_loop if settings.run.use_tpu else 100
+    hooks = [run_config.ProgressHook(phase.batch_size, phase.end_step, every_n_steps=every,
+                                     name=phase.name)]
     if run_config.multi_worker_count() <= 1:
       # Multi-worker sessions save on the chief with their own hook; a worker hook would save on all.
       hooks.append(run_hooks.KeepingCheckpointSaverHook(
