@@ -1,10 +1,9 @@
 """Machine and version facts printed with every benchmark, and the CPU's measured matmul peak."""
 
+import importlib.metadata
 import os
 import platform
 import time
-
-import numpy as np
 
 
 def cpu_model():
@@ -30,30 +29,46 @@ def cpu_flags():
   return []
 
 
+def package_version(*distributions):
+  """The installed version of the first of `distributions` found (e.g. tensorflow, tensorflow-cpu)."""
+  for name in distributions:
+    try:
+      return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      continue
+  return None
+
+
 def describe():
-  """One line: CPU, cores, Python and library versions."""
-  import tensorflow as tf
+  """One line: CPU, cores, Python and library versions.
+
+  Versions come from the package metadata, so the benchmark parents, which only drive worker
+  processes, never import (and start the thread pools of) TensorFlow or torch themselves.
+  """
   parts = [f"CPU: {cpu_model()} ({os.cpu_count()} cores; {' '.join(cpu_flags()[:6])})",
-           f"Python {platform.python_version()}", f"TensorFlow {tf.__version__}",
-           f"NumPy {np.__version__}"]
-  try:
-    import torch
-    import transformers
-    parts += [f"torch {torch.__version__}", f"transformers {transformers.__version__}"]
-  except ImportError:
-    pass
+           f"Python {platform.python_version()}"]
+  for label, distributions in (("TensorFlow", ("tensorflow", "tensorflow-cpu", "tf-nightly")),
+                               ("NumPy", ("numpy",)), ("torch", ("torch",)),
+                               ("transformers", ("transformers",))):
+    version = package_version(*distributions)
+    if version:
+      parts.append(f"{label} {version}")
   return "; ".join(parts)
 
 
-def tf_matmul_peak_gflops(size=2048, repeats=10):
-  """Best float32 GFLOP/s of a square matmul in a TensorFlow graph: the machine's practical peak."""
+def tf_matmul_peak_gflops(size=2048, repeats=10, session_config=None):
+  """Best float32 GFLOP/s of a square matmul in a TensorFlow graph: the machine's practical peak.
+
+  `session_config` (a tf.ConfigProto) sets the threads, to measure the peak the benchmark's own
+  thread count can reach.
+  """
   import tensorflow.compat.v1 as tf
   with tf.Graph().as_default():
     a = tf.random.normal([size, size])
     b = tf.random.normal([size, size])
     a_var, b_var = tf.Variable(a), tf.Variable(b)
     product = tf.reduce_sum(tf.matmul(a_var, b_var))
-    with tf.Session() as session:
+    with tf.Session(config=session_config) as session:
       session.run(tf.global_variables_initializer())
       session.run(product)
       best = float("inf")

@@ -1,0 +1,170 @@
+"""Model benchmarks (bench/): both run end to end on tiny configs, the worker machinery reports and
+fails clearly, and the peer's distillation losses are ours on the same tensors and weights.
+
+Timings are not checked (the machine is shared): only that every row is there with positive numbers.
+"""
+
+import os
+import pathlib
+import re
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import compare  # noqa: E402  pylint: disable=g-import-not-at-top
+import workers  # noqa: E402  pylint: disable=g-import-not-at-top
+
+STUDENT = str(ROOT / "config" / "tiny_student_zh.json")
+TEACHER = str(ROOT / "config" / "tiny_bert_zh.json")
+QUICK = ["--seq", "8", "--rounds", "1", "--steps", "1", "--peak_size", "128", "--threads", "1"]
+
+
+class FakeModel:
+  """A worker model for the machinery tests (the worker imports this module by name)."""
+
+  def __init__(self, seconds=0.001, fail=False):
+    if fail:
+      raise ValueError("the fake model refuses to build")
+    self.seconds = seconds
+    self.info = {"flops_per_step": 1e6}
+
+  def step(self):
+    time.sleep(self.seconds)
+
+
+@pytest.fixture(name="fake_importable")
+def fixture_fake_importable(monkeypatch):
+  path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+  monkeypatch.setenv("PYTHONPATH", path)
+
+
+def _rows(text):
+  """{case: [numbers of the row]} of the markdown table in a benchmark's output."""
+  rows = {}
+  for line in text.splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if line.startswith("| ") and cells[0] != "case":
+      rows[cells[0]] = [float(re.sub(r"[x%]$", "", c)) for c in cells[1:]]
+  return rows
+
+
+def _check_report(text, cases):
+  """The machine line, one row per case (regular expressions, in order), all numbers positive."""
+  assert re.search(r"^CPU: .*TensorFlow \S+.*torch \S+.*transformers \S+", text, re.M), text
+  rows = _rows(text)
+  assert len(rows) == len(cases), text
+  for (case, numbers), pattern in zip(rows.items(), cases):
+    assert re.fullmatch(pattern, case), (case, pattern)
+    assert len(numbers) == 7 and all(n > 0 for n in numbers), (case, numbers)
+
+
+def test_bench_model_runs_every_case_with_tflite(capsys):
+  import bench_model  # pylint: disable=g-import-not-at-top
+  bench_model.main(["--config", STUDENT, *QUICK, "--reuse_workers", "--tflite",
+                    "--tflite_variants", "dynamic_int8"])
+  _check_report(capsys.readouterr().out, [
+      r"fine-tuning step, batch 32", r"inference, batch 1", r"inference, batch 32",
+      r"inference, batch 1, TFLite dynamic_int8 \(\d+\.\d MB\)"])
+
+
+def test_bench_model_memory_reports_the_peak_rss_of_each_side(fake_importable, monkeypatch, capsys):
+  """The --memory plumbing (the models are stand-ins: the real ones run in the test above)."""
+  del fake_importable
+  import bench_model  # pylint: disable=g-import-not-at-top
+  side = compare.Side("test_bench:FakeModel", {})
+  monkeypatch.setattr(bench_model, "classifier_sides", lambda args, batch, training: (side, side))
+  bench_model.main(["--config", STUDENT, "--memory", "--steps", "1"])
+  out = capsys.readouterr().out
+  match = re.search(r"^\| peak RSS MB \| (\d+) \| (\d+) \| (\d+\.\d+)x \|$", out, re.M)
+  assert match and all(float(g) > 0 for g in match.groups()), out
+
+
+def test_bench_distillation_runs(capsys):
+  import bench_distillation  # pylint: disable=g-import-not-at-top
+  bench_distillation.main(["--student_config", STUDENT, "--teacher_config", TEACHER, *QUICK,
+                           "--batch", "2"])
+  _check_report(capsys.readouterr().out, ["distillation step, batch 2"])
+
+
+def test_run_case_times_both_sides_in_fresh_workers_per_case(fake_importable):
+  """bench_model's default (its test above runs with --reuse_workers, which starts faster)."""
+  del fake_importable
+  side = compare.Side("test_bench:FakeModel", {"seconds": 0.001})
+  with compare.Workers(reuse=False) as pool:
+    first = compare.run_case(pool, "fake", side, side, sequences=4, steps=2, rounds=3)
+    second = compare.run_case(pool, "fake again", side, side, sequences=4, steps=2, rounds=1)
+  for result in (first, second):
+    assert result.ours >= 0.001 and result.peer >= 0.001  # each step sleeps 1 ms at least
+    assert result.flops == 1e6 and result.sequences == 4
+  assert "| fake again |" in compare.report("fake", [first, second], peak_gflops=1.0)
+
+
+def test_worker_reports_build_errors_with_the_traceback(fake_importable):
+  del fake_importable
+  with workers.Worker("fake side") as worker:
+    with pytest.raises(workers.WorkerError, match=r"(?s)fake side.*refuses to build"):
+      worker.build("test_bench:FakeModel", fail=True).wait_ready()
+    with pytest.raises(workers.WorkerError, match="No module named 'no_such_module'"):
+      worker.build("no_such_module:Model").wait_ready()
+    # The worker survives a failed build.
+    assert worker.build("test_bench:FakeModel").run(2) > 0
+
+
+# -- our distillation losses vs the peer's ---------------------------------------------------------
+def test_peer_transfer_losses_equal_ours_on_the_same_tensors():
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  import peer  # pylint: disable=g-import-not-at-top
+  from pretrain import distillation  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(0)
+  hidden = [rng.normal(1.0, 2.0, size=(2, 5, 8)).astype(np.float32) for _ in range(2)]
+  mask_adder = np.array([0, 0, 0, -10000, -10000], np.float32)  # the last two keys are padding
+  scores = [rng.normal(size=(2, 3, 5, 5)).astype(np.float32) + mask_adder for _ in range(2)]
+  factors = (100.0, 1.0, 5000.0, 5.0)
+  with tf.Graph().as_default(), tf.Session() as session:
+    ours = session.run(distillation.layer_transfer_losses(
+        *map(tf.constant, hidden + scores), distillation.TransferLosses(*factors)))
+  probs = [torch.softmax(torch.from_numpy(s), dim=-1) for s in scores]
+  theirs = peer.layer_transfer_losses(*map(torch.from_numpy, hidden), *probs, factors)
+  assert all(o > 0 for o in ours)
+  np.testing.assert_allclose([t.item() for t in theirs], ours, rtol=2e-5)
+
+
+def test_peer_distillation_step_loss_equals_ours_on_the_same_weights():
+  """The loss both benchmark sides differentiate, in stage 0 and 1, with our weights in both."""
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  import bench_distillation  # pylint: disable=g-import-not-at-top
+  import peer  # pylint: disable=g-import-not-at-top
+  from mobilebert.config import BertConfig  # pylint: disable=g-import-not-at-top
+  from mobilebert.export import hf_mapping  # pylint: disable=g-import-not-at-top
+  args = dict(seq=8, batch=2, factors=bench_distillation.RELEASE_FACTORS,
+              learning_rate=bench_distillation.RELEASE_LEARNING_RATE, threads=1)
+  ours = bench_distillation.Ours(STUDENT, TEACHER, **args)
+  graph = ours.session.graph
+  variables = graph.get_collection("trainable_variables")
+  values = dict(zip([v.op.name for v in variables], ours.session.run(variables)))
+  with graph.as_default():
+    step = tf.placeholder(tf.int64, [])
+    set_step = tf.train.get_global_step(graph).assign(step)
+  student_state = hf_mapping.convert_state_dict(
+      values, BertConfig.from_json_file(STUDENT), "base")
+  teacher_state = hf_mapping.convert_state_dict(
+      {n[len("teacher/"):]: v for n, v in values.items() if n.startswith("teacher/")},
+      BertConfig.from_json_file(TEACHER), "base")
+  for stage in (0, 1):
+    ours.session.run(set_step, {step: stage * bench_distillation.STEPS_PER_STAGE})
+    ours_loss = ours.session.run(ours.loss, ours.feed)
+    theirs = peer.Distillation(compare.hf_fields(STUDENT), compare.hf_fields(TEACHER), stage=stage,
+                               **args)
+    for model, state in ((theirs.student, student_state), (theirs.teacher, teacher_state)):
+      missing, unexpected = model.load_state_dict(
+          {k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+      assert not unexpected and all(k.startswith("pooler.") for k in missing), (missing, unexpected)
+    peer_loss = sum(theirs.losses()).item()
+    assert ours_loss > 0.1 and peer_loss == pytest.approx(ours_loss, rel=1e-5), stage
+  ours.close()
