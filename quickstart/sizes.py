@@ -1,0 +1,88 @@
+"""The quick start's sizes: the same recipe at three scales (`--size`), all on real Chinese data.
+
+Every size trains the teacher, the distilled student and the control student with the same batch,
+sequence length and data; the student and the control get the same number of steps (the student's
+progressive transfer counts towards them), and all three are fine-tuned with the same settings and
+seed. `--steps_scale` multiplies every training step count, to run a size longer or shorter.
+
+  tiny   config/tiny_*.json (hidden 64, 2 layers), a slice of the corpus; a few minutes. For the tests.
+  small  config/quickstart/small_*.json (hidden 128, 4 layers); about half an hour on 2 CPU cores.
+  base   config/quickstart/base_*.json (hidden 256, 6 layers); a few hours on CPU, minutes on a GPU.
+"""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+  """One scale of the recipe (field names follow the flags they become)."""
+  name: str
+  teacher_config: str           # relative to the repository root
+  student_config: str
+  max_lines: int                # People's Daily lines read (0: all of January 1998)
+  dupe_factor: int              # masking passes over the training text
+  max_seq_length: int
+  max_predictions_per_seq: int
+  train_batch_size: int
+  teacher_steps: int
+  teacher_learning_rate: float
+  distill_steps: int            # progressive knowledge transfer, split evenly over the layers
+  student_steps: int            # total student steps: transfer + distillation; the control's too
+  student_learning_rate: float
+  eval_batch_size: int
+  finetune_seq_length: int
+  finetune_batch_size: int
+  finetune_steps: int
+  finetune_learning_rate: float
+  latency_runs: int             # batch-1 inferences timed per model
+  teacher_step_seconds: float   # one teacher pretraining step on 2 CPU cores: sets the time estimates
+  expected_minutes: Optional[float] = None  # on the 2-core machine the defaults were tuned on
+
+  def scaled(self, factor):
+    """The same size with every training step count multiplied by `factor` (at least 1 step)."""
+    if factor <= 0:
+      raise ValueError(f"--steps_scale must be positive, got {factor}")
+    scale = lambda n: max(1, int(round(n * factor)))
+    distill_steps = scale(self.distill_steps)
+    return dataclasses.replace(
+        self, teacher_steps=scale(self.teacher_steps), distill_steps=distill_steps,
+        student_steps=max(scale(self.student_steps), distill_steps + 1),
+        finetune_steps=scale(self.finetune_steps), expected_minutes=None)
+
+
+SIZES = {
+    "tiny": Size(
+        name="tiny", teacher_config="config/tiny_bert_zh.json",
+        student_config="config/tiny_student_zh.json", max_lines=4000, dupe_factor=1,
+        max_seq_length=64, max_predictions_per_seq=10, train_batch_size=16, teacher_steps=60,
+        teacher_learning_rate=2e-3, distill_steps=20, student_steps=40, student_learning_rate=2e-3,
+        eval_batch_size=32, finetune_seq_length=32, finetune_batch_size=16,
+        finetune_steps=30, finetune_learning_rate=1e-3, latency_runs=5, teacher_step_seconds=0.05,
+        expected_minutes=3),
+    "small": Size(
+        name="small", teacher_config="config/quickstart/small_teacher.json",
+        student_config="config/quickstart/small_student.json", max_lines=0, dupe_factor=2,
+        max_seq_length=64, max_predictions_per_seq=10, train_batch_size=32, teacher_steps=3600,
+        teacher_learning_rate=1e-3, distill_steps=200, student_steps=600,
+        student_learning_rate=1e-3, eval_batch_size=64,
+        finetune_seq_length=48, finetune_batch_size=32, finetune_steps=750,
+        finetune_learning_rate=5e-4, latency_runs=50, teacher_step_seconds=0.3,
+        expected_minutes=30),
+    "base": Size(
+        name="base", teacher_config="config/quickstart/base_teacher.json",
+        student_config="config/quickstart/base_student.json", max_lines=0, dupe_factor=5,
+        max_seq_length=128, max_predictions_per_seq=20, train_batch_size=128, teacher_steps=10000,
+        teacher_learning_rate=1e-3, distill_steps=3000, student_steps=10000,
+        student_learning_rate=1e-3, eval_batch_size=64,
+        finetune_seq_length=64, finetune_batch_size=32, finetune_steps=1500,
+        finetune_learning_rate=1e-4, latency_runs=50, teacher_step_seconds=4.0,
+        expected_minutes=None),
+}
+
+
+def get(name, steps_scale=1.0):
+  if name not in SIZES:
+    raise ValueError(f"--size={name}: expected one of {', '.join(SIZES)}")
+  size = SIZES[name]
+  return size if steps_scale == 1 else size.scaled(steps_scale)
