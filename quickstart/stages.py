@@ -28,8 +28,8 @@ MARKER_DIR = ".stages"
 class Stage:
   name: str                      # file-name safe: the marker and log file are named after it
   description: str
-  # Run in order: argv lists (subprocesses) or Python callables; a callable that returns an argv list
-  # is a command decided when it runs (e.g. from the size of data an earlier stage wrote).
+  # Run in order: argv lists (subprocesses) or Python callables; a callable that returns a list runs it
+  # as an argv list, a command decided when it runs (e.g. from the size of data an earlier stage wrote).
   commands: list
   cost: float                    # expected seconds (relative weight for the time-left estimate)
   env: Optional[dict] = None
@@ -96,7 +96,7 @@ class StageRunner:
         if callable(command):
           log_file.write(f"\n# {getattr(command, '__name__', 'step')}\n")
           command = command()
-          if command is None:
+          if not isinstance(command, list):
             continue
         log_file.write(f"\n$ {' '.join(command)}\n")
         log_file.flush()

@@ -23,7 +23,8 @@ def _python(code):
 def test_finished_stages_are_skipped_and_failures_leave_no_marker(tmp_path):
   calls = []
   ok = Stage("first", "writes a file", [_python(f"open({str(tmp_path / 'a')!r}, 'w').write('1')"),
-                                         lambda: calls.append("first")], cost=1)
+                                         lambda: calls.append("first") or ("a", "result"),
+                                         lambda: _python("print('decided at run time')")], cost=1)
   bad = Stage("second", "fails", [_python("import sys; print('boom'); sys.exit(3)")], cost=1)
   lines = []
   runner = StageRunner(str(tmp_path / "out"), log=lines.append)
@@ -32,6 +33,8 @@ def test_finished_stages_are_skipped_and_failures_leave_no_marker(tmp_path):
   assert runner.is_done(ok) and not runner.is_done(bad)
   assert calls == ["first"]
   assert "boom" in open(tmp_path / "out" / "logs" / "second.log").read()
+  # A callable's result is not a command unless it is an argv list; that one ran.
+  assert "decided at run time" in open(tmp_path / "out" / "logs" / "first.log").read()
 
   fixed = Stage("second", "now works", [lambda: calls.append("second")], cost=1)
   timings = runner.run([ok, fixed])
