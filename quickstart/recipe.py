@@ -60,8 +60,7 @@ def _pretraining_flags(size, paths):
           f"--max_seq_length={size.max_seq_length}",
           f"--max_predictions_per_seq={size.max_predictions_per_seq}",
           f"--train_batch_size={size.train_batch_size}", f"--eval_batch_size={size.eval_batch_size}",
-          f"--rand_seed={SEED}", "--use_summary",
-          f"--save_summary_steps={max(1, size.teacher_steps // 40)}"]
+          f"--rand_seed={SEED}", "--use_summary"]
 
 
 def heldout_eval_steps(paths, batch_size):
@@ -77,6 +76,11 @@ def heldout_eval_steps(paths, batch_size):
 
 def _warmup(steps):
   return f"--num_warmup_steps={max(1, steps // 10)}"
+
+
+def _summaries(steps):
+  """About 40 points per training curve."""
+  return f"--save_summary_steps={max(1, steps // 40)}"
 
 
 def data_stages(size, paths, vocab_file):
@@ -110,6 +114,7 @@ def pretraining_stages(size, paths):
       "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={teacher_config}",
       f"--output_dir={paths.model('teacher')}", f"--learning_rate={size.teacher_learning_rate}",
       f"--num_train_steps={size.teacher_steps}", _warmup(size.teacher_steps),
+      _summaries(size.teacher_steps),
       f"--save_checkpoints_steps={max(1, size.teacher_steps // 4)}")
   student = python_command(
       "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={student_config}",
@@ -117,11 +122,13 @@ def pretraining_stages(size, paths):
       f"--output_dir={paths.model('student')}", "--layer_wise_warmup",
       f"--num_distill_steps={size.distill_steps}", *DISTILL_FLAGS,
       f"--learning_rate={size.student_learning_rate}", f"--num_train_steps={main_steps}",
-      _warmup(main_steps), f"--save_checkpoints_steps={max(1, main_steps // 4)}")
+      _warmup(main_steps), _summaries(size.distill_steps),
+      f"--save_checkpoints_steps={max(1, main_steps // 4)}")
   control = python_command(
       "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={student_config}",
       f"--output_dir={paths.model('control')}", f"--learning_rate={size.student_learning_rate}",
       f"--num_train_steps={size.student_steps}", _warmup(size.student_steps),
+      _summaries(size.student_steps),
       f"--save_checkpoints_steps={max(1, size.student_steps // 4)}")
   # One evaluation command per model, identical but for the model: the student's is run without its
   # teacher, so every number is the model's own prediction of the true masked tokens. Evaluation
@@ -168,7 +175,7 @@ def finetuning_stages(size, paths, vocab_file):
         f"--num_train_steps={size.finetune_steps}",
         f"--learning_rate={size.finetune_learning_rate}",
         f"--save_checkpoints_steps={size.finetune_steps}", "--keep_checkpoint_max=2",
-        f"--save_summary_steps={max(1, size.finetune_steps // 40)}", "--log_every_n_steps=100")
+        _summaries(size.finetune_steps), "--log_every_n_steps=100")
     test = python_command("finetune.run_classifier", *common, "--do_eval", "--do_test")
     stages.append(Stage(
         f"finetune_{name}", f"fine-tune the {name} on THUCNews ({size.finetune_steps} steps), "
