@@ -77,8 +77,19 @@ def collect(paths, size):
         "thucnews_dev_accuracy": dev["accuracy"], "thucnews_test_accuracy": test["accuracy"],
         "latency_ms": latency.get(name)}
   return {"size": size.name, "models": models, "settings": _settings(size),
-          "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                     f"Python {platform.python_version()}"}
+          "machine": f"{_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
+
+
+def _cpu_name():
+  """The CPU's model name where Linux tells it, else the machine type."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
 def _settings(size):

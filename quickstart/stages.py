@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import time
-from typing import Optional
 
 # Trainer log lines worth echoing to the console (progress, results); the rest stays in the log file.
 PROGRESS_LINE = re.compile(r"step \d+/\d+ .*ETA|masked_lm_accuracy = |test at step|dev at step|"
@@ -32,7 +31,6 @@ class Stage:
   # as an argv list, a command decided when it runs (e.g. from the size of data an earlier stage wrote).
   commands: list
   cost: float                    # expected seconds (relative weight for the time-left estimate)
-  env: Optional[dict] = None
 
 
 class StageError(RuntimeError):
@@ -89,7 +87,7 @@ class StageRunner:
   def _run_stage(self, stage):
     start = time.time()
     log_path = os.path.join(self.output_dir, "logs", f"{stage.name}.log")
-    env = dict(os.environ, **(stage.env or {}))
+    env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(log_path, "a", encoding="utf-8") as log_file:
       for command in stage.commands:
