@@ -78,6 +78,20 @@ def _warmup(steps):
   return f"--num_warmup_steps={max(1, steps // 10)}"
 
 
+def _step_seconds(size):
+  """Expected seconds of one step of each run at this size (for the time-left estimate)."""
+  return {name: cost * size.teacher_step_seconds for name, cost in STEP_COST.items()}
+
+
+def _train_command(common, config, output_dir, learning_rate, steps, *extra, summary_steps=None):
+  """run_pretraining training one model: the schedule flags every run shares, then `extra`."""
+  return python_command(
+      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={config}",
+      f"--output_dir={output_dir}", f"--learning_rate={learning_rate}",
+      f"--num_train_steps={steps}", _warmup(steps), _summaries(summary_steps or steps),
+      f"--save_checkpoints_steps={max(1, steps // 4)}", *extra)
+
+
 def _summaries(steps):
   """About 40 points per training curve."""
   return f"--save_summary_steps={max(1, steps // 40)}"
@@ -105,31 +119,21 @@ def data_stages(size, paths, vocab_file):
 
 
 def pretraining_stages(size, paths):
-  step_seconds = {k: v * size.teacher_step_seconds for k, v in STEP_COST.items()}
+  step_seconds = _step_seconds(size)
   teacher_config = paths.config(size.teacher_config)
   student_config = paths.config(size.student_config)
   common = _pretraining_flags(size, paths)
   main_steps = size.student_steps - size.distill_steps
-  teacher = python_command(
-      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={teacher_config}",
-      f"--output_dir={paths.model('teacher')}", f"--learning_rate={size.teacher_learning_rate}",
-      f"--num_train_steps={size.teacher_steps}", _warmup(size.teacher_steps),
-      _summaries(size.teacher_steps),
-      f"--save_checkpoints_steps={max(1, size.teacher_steps // 4)}")
-  student = python_command(
-      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={student_config}",
+  teacher = _train_command(common, teacher_config, paths.model("teacher"),
+                           size.teacher_learning_rate, size.teacher_steps)
+  # The main round's step count excludes the transfer; the curves are sampled on the transfer's scale.
+  student = _train_command(
+      common, student_config, paths.model("student"), size.student_learning_rate, main_steps,
       f"--bert_teacher_config_file={teacher_config}", f"--init_checkpoint={paths.model('teacher')}",
-      f"--output_dir={paths.model('student')}", "--layer_wise_warmup",
-      f"--num_distill_steps={size.distill_steps}", *DISTILL_FLAGS,
-      f"--learning_rate={size.student_learning_rate}", f"--num_train_steps={main_steps}",
-      _warmup(main_steps), _summaries(size.distill_steps),
-      f"--save_checkpoints_steps={max(1, main_steps // 4)}")
-  control = python_command(
-      "pretrain.run_pretraining", *common, "--do_train", f"--bert_config_file={student_config}",
-      f"--output_dir={paths.model('control')}", f"--learning_rate={size.student_learning_rate}",
-      f"--num_train_steps={size.student_steps}", _warmup(size.student_steps),
-      _summaries(size.student_steps),
-      f"--save_checkpoints_steps={max(1, size.student_steps // 4)}")
+      "--layer_wise_warmup", f"--num_distill_steps={size.distill_steps}", *DISTILL_FLAGS,
+      summary_steps=size.distill_steps)
+  control = _train_command(common, student_config, paths.model("control"),
+                           size.student_learning_rate, size.student_steps)
   # One evaluation command per model, identical but for the model: the student's is run without its
   # teacher, so every number is the model's own prediction of the true masked tokens. Evaluation
   # input repeats, so the step count is what covers every held-out instance once.
@@ -141,9 +145,7 @@ def pretraining_stages(size, paths):
                             f"--output_dir={paths.model(name)}")
     command.__name__ = f"evaluate_{name}"
     return command
-  heldout = [heldout_command(name, config) for name, config in (
-      ("teacher", size.teacher_config), ("student", size.student_config),
-      ("control", size.student_config))]
+  heldout = [heldout_command(name, size.config_for(name)) for name in MODELS]
   return [
       Stage("teacher", f"BERT teacher, masked LM from scratch, {size.teacher_steps} steps",
             [teacher], cost=size.teacher_steps * step_seconds["teacher"]),
@@ -157,12 +159,12 @@ def pretraining_stages(size, paths):
 
 
 def finetuning_stages(size, paths, vocab_file):
-  step_seconds = {k: v * size.teacher_step_seconds for k, v in STEP_COST.items()}
+  step_seconds = _step_seconds(size)
   stages = [Stage("thucnews", "THUCNews 10-topic subset -> train/dev/test",
                   [python_command("finetune.prepare_thucnews", f"--output_dir={paths.thucnews_data}",
                                   f"--seed={SEED}")], cost=3)]
   for name in MODELS:
-    config = paths.config(size.teacher_config if name == "teacher" else size.student_config)
+    config = paths.config(size.config_for(name))
     out = paths.finetuned(name)
     common = ["--task_name=thucnews", f"--data_dir={paths.thucnews_data}", f"--output_dir={out}",
               f"--tfrecord_dir={os.path.join(paths.output_dir, 'thucnews', 'features')}",
@@ -198,8 +200,8 @@ def report_stages(size, paths, command):
   latency_file = os.path.join(paths.output_dir, "latency.json")
   latency = python_command(
       "quickstart.latency", f"--output_file={latency_file}", f"--runs={size.latency_runs}",
-      *[f"--model={name}={paths.config(size.teacher_config if name == 'teacher' else size.student_config)}"
-        f"={paths.finetuned(name)}" for name in MODELS])
+      *[f"--model={name}={paths.config(size.config_for(name))}={paths.finetuned(name)}"
+        for name in MODELS])
   return [Stage("latency", "batch-1, length-128 inference time of each model", [latency],
                 cost=15 + 0.5 * size.latency_runs),
           Stage("report", "results.md, results.json, curves.png", [

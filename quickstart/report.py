@@ -63,14 +63,14 @@ def collect(paths, size):
     with open(latency_file, encoding="utf-8") as f:
       latency = json.load(f)["milliseconds"]
   for name in LABELS:
-    config_file = paths.config(size.teacher_config if name == "teacher" else size.student_config)
+    config_file = paths.config(size.config_for(name))
     params = summary_lib.summarize(BertConfig.from_json_file(config_file))
     heldout = read_key_values(os.path.join(paths.model(name), "eval_results.txt"))
     finetuned = paths.finetuned(name)
     dev = last_checkpoint_result(os.path.join(finetuned, "dev_history.json"))
     test = last_checkpoint_result(os.path.join(finetuned, "test_history.json"))
     models[name] = {
-        "label": LABELS[name], "config": size.teacher_config if name == "teacher" else size.student_config,
+        "label": LABELS[name], "config": size.config_for(name),
         "backbone_params": params["backbone_params"], "total_params": params["total_params"],
         "heldout_mlm_accuracy": heldout["masked_lm_accuracy"],
         "heldout_mlm_loss": heldout["masked_lm_loss"],

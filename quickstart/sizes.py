@@ -39,6 +39,10 @@ class Size:
   teacher_step_seconds: float   # one teacher pretraining step on 2 CPU cores: sets the time estimates
   expected_minutes: Optional[float] = None  # on the 2-core machine the defaults were tuned on
 
+  def config_for(self, model):
+    """The config file (relative to the repository root) of "teacher", "student" or "control"."""
+    return self.teacher_config if model == "teacher" else self.student_config
+
   def scaled(self, factor):
     """The same size with every training step count multiplied by `factor` (at least 1 step)."""
     if factor <= 0:

@@ -156,3 +156,12 @@ def test_other_settings_refuse_an_existing_output_dir(tiny_run):
   result = _quickstart(output_dir, "--size=small")
   assert result.returncode != 0
   assert "other settings" in result.stderr and "size" in result.stderr
+
+
+def test_a_missing_vocab_file_is_named_before_anything_runs(tmp_path, capsys):
+  from quickstart import __main__ as quickstart_main
+  output_dir = tmp_path / "out"
+  code = quickstart_main.main([f"--output_dir={output_dir}", f"--vocab_file={tmp_path / 'nope.txt'}"])
+  assert code == 2
+  assert "--vocab_file=" in capsys.readouterr().err
+  assert not output_dir.exists()
