@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from conftest import REFERENCE
+from pretrain import run_pretraining
 
 GOLDEN = REFERENCE / "golden"
 STUDENT_CONFIG = str(GOLDEN / "tiny_student_f2.json")
@@ -68,3 +69,15 @@ def variable_values(session, scope=""):
   variables = [v for v in tf.global_variables() if v.name.startswith(scope)]
   values = session.run(variables)
   return {v.name.split(":")[0]: value for v, value in zip(variables, values)}
+
+
+def settings_for(argv):
+  """Parses argv like run_pretraining's command line does and returns the checked settings."""
+  flag_values = run_pretraining.FLAGS
+  run_pretraining.define_flags()
+  flag_values.unparse_flags()
+  flag_values(["run_pretraining.py"] + list(argv))
+  try:
+    return run_pretraining.settings_from_flags(flag_values)
+  finally:
+    flag_values.unparse_flags()

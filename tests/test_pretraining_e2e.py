@@ -17,12 +17,10 @@ import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint, modeling
 from mobilebert.config import BertConfig
-from pretrain import run_pretraining, schedule
+from pretrain import schedule
 from conftest import REFERENCE
 from pretraining_testlib import (STUDENT_CONFIG, TEACHER_CHECKPOINT, TEACHER_CONFIG, random_instances,
-                                 write_tfrecord)
-
-FLAGS = run_pretraining.FLAGS
+                                 settings_for, write_tfrecord)
 
 
 def _argv(data_dir, output_dir):
@@ -38,17 +36,6 @@ def _argv(data_dir, output_dir):
       "--max_seq_length=32", "--max_predictions_per_seq=4", "--train_batch_size=4",
       "--eval_batch_size=4", "--max_eval_steps=2", "--save_checkpoints_steps=2", "--use_summary",
       "--learning_rate=1e-3", "--optimizer=adamw"]
-
-
-def settings_for(argv):
-  """Parses argv like the command line does and returns the checked settings."""
-  run_pretraining.define_flags()
-  FLAGS.unparse_flags()
-  FLAGS(["run_pretraining.py"] + list(argv))
-  try:
-    return run_pretraining.settings_from_flags(FLAGS)
-  finally:
-    FLAGS.unparse_flags()
 
 
 class _Lines(logging.Handler):

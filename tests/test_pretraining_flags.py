@@ -7,23 +7,11 @@ import sys
 import pytest
 import tensorflow.compat.v1 as tf
 
-from pretrain import run_pretraining, schedule
+from pretrain import schedule
 from pretrain.pretraining_settings import PretrainingFlagError
 from pretraining_testlib import (STUDENT_CONFIG, TEACHER_CHECKPOINT, TEACHER_CONFIG, random_instances,
-                                 write_tfrecord)
+                                 settings_for, write_tfrecord)
 from conftest import ROOT
-
-FLAGS = run_pretraining.FLAGS
-
-
-def settings_for(argv):
-  run_pretraining.define_flags()
-  FLAGS.unparse_flags()
-  FLAGS(["run_pretraining.py"] + list(argv))
-  try:
-    return run_pretraining.settings_from_flags(FLAGS)
-  finally:
-    FLAGS.unparse_flags()
 
 
 @pytest.fixture(name="data", scope="module")
