@@ -6,8 +6,10 @@ Nothing is downloaded at run time: each file comes with a package listed in requ
 import importlib.util
 import os
 
+from mobilebert import cli
 
-class AssetError(FileNotFoundError):
+
+class AssetError(cli.UserError, FileNotFoundError):
   """A data package the project installs is missing."""
 
 

@@ -12,13 +12,15 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 CheckpointInit = collections.namedtuple(
     "CheckpointInit", ["assignment_map", "initialized", "shape_mismatch", "not_in_checkpoint"])
 
 OPTIMIZER_SLOT_PATTERN = re.compile(r"/(adam_m|adam_v|Adam|Adam_1|Momentum|lamb_m|lamb_v)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(cli.UserError, ValueError):
   """A checkpoint path that does not name a readable TensorFlow checkpoint."""
 
 

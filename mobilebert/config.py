@@ -12,6 +12,8 @@ from typing import Optional
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 NORMALIZATION_TYPES = ("layer_norm", "no_norm")
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 
@@ -23,7 +25,7 @@ IGNORED_LEGACY_KEYS = frozenset({
 })
 
 
-class ConfigError(ValueError):
+class ConfigError(cli.UserError, ValueError):
   """A model config file or dict that the model cannot be built from."""
 
 

@@ -10,15 +10,15 @@ through the masked-LM head (`cls/predictions/*`, which stripped and pretraining 
 
 import collections
 import json
-import sys
 
 from absl import app
 from absl import flags
 import numpy as np
 
 from mobilebert import checkpoint as checkpoint_lib
+from mobilebert import cli
 from mobilebert import tokenization
-from mobilebert.config import BertConfig, ConfigError
+from mobilebert.config import BertConfig
 from mobilebert.export import graph
 
 MASK = "[MASK]"
@@ -27,7 +27,7 @@ Encoded = collections.namedtuple("Encoded", ["text", "tokens", "input_ids", "mas
 Prediction = collections.namedtuple("Prediction", ["token", "id", "probability"])
 
 
-class FillMaskError(ValueError):
+class FillMaskError(cli.UserError, ValueError):
   """A text, vocab or checkpoint that fill-mask cannot use."""
 
 
@@ -126,6 +126,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
+  cli.define_verbose_flag()
   flags.DEFINE_string("bert_config_file", None, "Model config JSON.")
   flags.DEFINE_string("vocab_file", None, "Vocab file of the model.")
   flags.DEFINE_string("init_checkpoint", None, "Pretrained checkpoint (prefix or directory).")
@@ -139,16 +140,13 @@ def define_flags():
 
 def main(argv):
   del argv
-  if FLAGS.top_k < 1:
-    sys.exit("fill_mask: error: --top_k must be at least 1")
-  try:
+  with cli.reporting_user_errors("fill_mask"):
+    if FLAGS.top_k < 1:
+      raise cli.FlagError("--top_k must be at least 1")
     config = BertConfig.from_json_file(FLAGS.bert_config_file)
     filler = FillMask(config, FLAGS.vocab_file, FLAGS.init_checkpoint, FLAGS.do_lower_case,
                       FLAGS.max_seq_length)
     results = filler.predict(FLAGS.text, FLAGS.top_k)
-  except (FillMaskError, ConfigError, tokenization.VocabError, checkpoint_lib.CheckpointError,
-          graph.ExportError) as e:
-    sys.exit(f"fill_mask: error: {e}")
   for result in results:
     print(json.dumps(result, ensure_ascii=False) if FLAGS.json else "\n".join(format_result(result)))
 

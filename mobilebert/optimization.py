@@ -14,6 +14,8 @@ import re
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 TrainOp = collections.namedtuple("TrainOp", ["train_op", "learning_rate"])
 
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
@@ -101,7 +103,7 @@ def make_optimizer(name, learning_rate, weight_decay_rate=0.01, lr_scale_fn=None
   try:
     cls = OPTIMIZERS[name]
   except KeyError:
-    raise ValueError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}") from None
+    raise cli.FlagError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}") from None
   return cls(learning_rate=learning_rate, weight_decay_rate=weight_decay_rate,
              exclude_from_weight_decay=list(NO_DECAY_PATTERNS), lr_scale_fn=lr_scale_fn)
 

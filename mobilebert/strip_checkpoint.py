@@ -18,7 +18,6 @@ import collections
 import fnmatch
 import json
 import os
-import sys
 import uuid
 
 from absl import app
@@ -27,6 +26,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint as checkpoint_lib
+from mobilebert import cli
 
 DEFAULT_KEEP = ("bert/*", "cls/*")
 CAST_DTYPES = {"bfloat16": tf.bfloat16, "float16": tf.float16}
@@ -37,7 +37,7 @@ StripResult = collections.namedtuple("StripResult", [
     "max_cast_error"])
 
 
-class StripError(ValueError):
+class StripError(cli.UserError, ValueError):
   """Bad arguments or a result that failed verification."""
 
 
@@ -241,6 +241,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
+  cli.define_verbose_flag()
   flags.DEFINE_string("input_checkpoint", None, "Checkpoint prefix (or directory) to strip; only read.")
   flags.DEFINE_string("output_checkpoint", None, "Prefix of the checkpoint to write.")
   flags.DEFINE_list("keep", list(DEFAULT_KEEP), "Glob patterns of the variables to keep.")
@@ -252,11 +253,9 @@ def define_flags():
 
 def main(argv):
   del argv
-  try:
+  with cli.reporting_user_errors("strip_checkpoint"):
     result = strip_checkpoint(FLAGS.input_checkpoint, FLAGS.output_checkpoint, FLAGS.keep,
                               FLAGS.drop, FLAGS.remove_prefix, FLAGS.cast_to, FLAGS.overwrite)
-  except (StripError, checkpoint_lib.CheckpointError) as e:
-    sys.exit(f"strip_checkpoint: error: {e}")
   print("\n".join(format_report(result)))
 
 

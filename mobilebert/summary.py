@@ -16,14 +16,16 @@ from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
 from mobilebert import heads
 from mobilebert import modeling
-from mobilebert.config import BertConfig, ConfigError
+from mobilebert.config import BertConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("bert_config_file", None, "Model config JSON.")
 flags.DEFINE_string("config_dir", None, "Summarize every *.json config in this directory instead.")
 flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
+cli.define_verbose_flag()
 
 
 def model_variables(config, seq_length=8, with_nsp=False):
@@ -94,14 +96,11 @@ def main(argv):
   del argv
   if bool(FLAGS.bert_config_file) == bool(FLAGS.config_dir):
     raise app.UsageError("give exactly one of --bert_config_file or --config_dir")
-  try:
+  with cli.reporting_user_errors("summary"):
     if FLAGS.config_dir:
       print(config_table(FLAGS.config_dir))
       return 0
     summary = summarize(BertConfig.from_json_file(FLAGS.bert_config_file))
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
   print(json.dumps(summary) if FLAGS.json else format_table(summary))
   return 0
 

@@ -10,10 +10,12 @@ import unicodedata
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 REQUIRED_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-class VocabError(ValueError):
+class VocabError(cli.DataError):
   """A vocab file that is missing, empty, or unusable for BERT."""
 
 

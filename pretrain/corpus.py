@@ -10,13 +10,15 @@ import collections
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from mobilebert import cli
+
 # Report this many undecodable lines per file one by one, then only count them.
 _MAX_REPORTED_BAD_LINES = 20
 
 Corpus = collections.namedtuple("Corpus", ["documents", "num_sentences", "num_invalid_lines", "files"])
 
 
-class CorpusError(ValueError):
+class CorpusError(cli.DataError):
   """Input text that yields nothing to train on."""
 
 

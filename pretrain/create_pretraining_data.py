@@ -12,11 +12,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from mobilebert import tokenization
+from mobilebert import cli
 from pretrain import data_build
-from pretrain.corpus import CorpusError
-from pretrain.data_config import DataConfig, DataConfigError, INSTANCE_MODES, SEGMENTERS
-from pretrain.data_files import DataFileError
+from pretrain.data_config import DataConfig, INSTANCE_MODES, SEGMENTERS
 
 _DEFAULTS = DataConfig(input_file="-", output_file="-", vocab_file="-")
 
@@ -51,6 +49,7 @@ flags.DEFINE_integer("documents_per_chunk", _DEFAULTS.documents_per_chunk,
 flags.DEFINE_float("max_unk_fraction", _DEFAULTS.max_unk_fraction,
                    "Fail if more than this share of the text's tokens are [UNK] (vocab mismatch).")
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+cli.define_verbose_flag()
 
 FLAGS = flags.FLAGS
 
@@ -64,17 +63,11 @@ def config_from_flags():
       "num_workers", "overwrite")})
 
 
-# Errors about the user's flags or files: reported as one line, not a traceback.
-USER_ERRORS = (DataConfigError, DataFileError, CorpusError, tokenization.VocabError)
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
-  try:
+  with cli.reporting_user_errors("create_pretraining_data"):
     data_build.build(config_from_flags())
-  except USER_ERRORS as e:
-    raise SystemExit(f"create_pretraining_data: error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import dataclasses
 import math
 import os
 
+from mobilebert import cli
+
 # How instances are cut from the text. `sentence_pair` is the original BERT tool: segments A and B, with
 # B a random document's text half of the time (next-sentence prediction). `contiguous` is RoBERTa's
 # FULL-SENTENCES: contiguous sentences, crossing document boundaries, in one segment, label 0.
@@ -17,7 +19,12 @@ INSTANCE_MODES = ("sentence_pair", "contiguous")
 SEGMENTERS = ("jieba", "jieba_no_hmm", "none")
 
 
-class DataConfigError(ValueError):
+# sentence_pair needs [CLS] A [SEP] B [SEP] with A and B non-empty, and draws short targets from
+# [2, max_num_tokens]; no data the tool writes is shorter, so the trainer refuses shorter lengths too.
+MIN_SEQ_LENGTH = 5
+
+
+class DataConfigError(cli.FlagError):
   """A flag value the tool cannot work with."""
 
 
@@ -60,9 +67,8 @@ class DataConfig:
     _check(self.instance_mode in INSTANCE_MODES, "instance_mode", self.instance_mode,
            f"one of {', '.join(INSTANCE_MODES)}")
     _check(self.segmenter in SEGMENTERS, "segmenter", self.segmenter, f"one of {', '.join(SEGMENTERS)}")
-    # sentence_pair needs [CLS] A [SEP] B [SEP] with A and B non-empty, and draws short targets from
-    # [2, max_num_tokens].
-    _check(self.max_seq_length >= 5, "max_seq_length", self.max_seq_length, "at least 5")
+    _check(self.max_seq_length >= MIN_SEQ_LENGTH, "max_seq_length", self.max_seq_length,
+           f"at least {MIN_SEQ_LENGTH}")
     _check(0.0 < self.masked_lm_prob < 1.0, "masked_lm_prob", self.masked_lm_prob, "in (0, 1)")
     _check(0.0 <= self.short_seq_prob <= 1.0, "short_seq_prob", self.short_seq_prob, "in [0, 1]")
     _check(self.dupe_factor >= 1, "dupe_factor", self.dupe_factor, "at least 1")

@@ -10,10 +10,12 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 _GLOB_CHARS = frozenset("*?[")
 
 
-class DataFileError(ValueError):
+class DataFileError(cli.DataError):
   """A file flag that names nothing, too much, or something that must not be overwritten."""
 
 

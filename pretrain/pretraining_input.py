@@ -10,6 +10,8 @@ import collections
 import tensorflow.compat.v1 as tf
 from google.protobuf import message
 
+from mobilebert import cli
+
 # name, dtype, length: a flag name (whose value is the length) or a fixed number.
 FeatureField = collections.namedtuple("FeatureField", ["name", "dtype", "length"])
 
@@ -27,7 +29,7 @@ _TF_DTYPES = {"int64": tf.int64, "float32": tf.float32}
 _PROTO_KINDS = {"int64": "int64_list", "float32": "float_list"}
 
 
-class PretrainingDataError(ValueError):
+class PretrainingDataError(cli.DataError):
   """Pretraining TFRecords that do not match the flags they are read with."""
 
 

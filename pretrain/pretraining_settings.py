@@ -11,8 +11,10 @@ from typing import List, Optional
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
+from pretrain import data_config
 from pretrain import pretraining_input
 
 # Flags that only mean something with a teacher, and their "no teacher" values.
@@ -24,7 +26,7 @@ TRANSFER_FACTOR_FLAGS = ("hidden_distill_factor", "attention_distill_factor", "b
                          "gamma_distill_factor")
 
 
-class PretrainingFlagError(ValueError):
+class PretrainingFlagError(cli.FlagError):
   """Flags that contradict each other or the data; the message names the flag."""
 
 
@@ -173,6 +175,10 @@ class PretrainingSettings:
       configs.append(("--bert_teacher_config_file", self.bert_teacher_config_file,
                       self.bert_teacher_config))
     for flag, length in lengths:
+      if length < data_config.MIN_SEQ_LENGTH:
+        raise PretrainingFlagError(
+            f"--{flag}={length} holds no text: pretraining data has at least "
+            f"{data_config.MIN_SEQ_LENGTH} tokens ([CLS] A [SEP] B [SEP])")
       for config_flag, path, config in configs:
         if length > config.max_position_embeddings:
           raise PretrainingFlagError(

@@ -10,18 +10,15 @@ This module only turns flags into a checked PretrainingSettings; pretrain/schedu
 See pretrain/README.md.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 
-from mobilebert import checkpoint
+from mobilebert import cli
 from mobilebert import flags as shared_flags
-from mobilebert.config import BertConfig, ConfigError
+from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 from pretrain import data_files
-from pretrain import pretraining_input
 from pretrain import schedule
 from pretrain.pretraining_settings import PretrainingFlagError, PretrainingSettings
 
@@ -36,6 +33,7 @@ def _define(kind, name, default, *args):
 def define_flags():
   shared_flags.define_model_flags()
   shared_flags.define_run_flags()
+  cli.define_verbose_flag()
   # The original kept every checkpoint (keep_checkpoint_max=0); pretraining checkpoints are the
   # run's history, so keep that default here.
   FLAGS.set_default("keep_checkpoint_max", 0)
@@ -114,19 +112,17 @@ def settings_from_flags(flag_values):
 
 def main(_):
   tf.logging.set_verbosity(tf.logging.INFO)
-  try:
+  with cli.reporting_user_errors("run_pretraining.py"):
     settings = settings_from_flags(FLAGS)
     if FLAGS.dry_run:
       print("\n".join(schedule.describe(settings)))
       return
-    tf.io.gfile.makedirs(settings.run.output_dir)
-    if settings.do_train:
-      schedule.train(settings)
-    if settings.do_eval:
-      schedule.evaluate(settings)
-  except (PretrainingFlagError, ConfigError, data_files.DataFileError, schedule.ResumeError,
-          checkpoint.CheckpointError, pretraining_input.PretrainingDataError) as e:
-    sys.exit(f"run_pretraining.py: error: {e}")
+    with cli.removing_output_dir_left_empty(settings.run.output_dir):
+      tf.io.gfile.makedirs(settings.run.output_dir)
+      if settings.do_train:
+        schedule.train(settings)
+      if settings.do_eval:
+        schedule.evaluate(settings)
 
 
 if __name__ == "__main__":

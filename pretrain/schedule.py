@@ -17,6 +17,7 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
 from mobilebert import run_config
 from mobilebert.run_config import Runner
 from pretrain import distillation
@@ -33,7 +34,7 @@ WARMUP_SUBDIR = "warmup"
 EVAL_RESULTS = "eval_results.txt"
 
 
-class ResumeError(ValueError):
+class ResumeError(cli.UserError, ValueError):
   """Checkpoints in output_dir that the current flags cannot continue."""
 
 

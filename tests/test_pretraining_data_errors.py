@@ -160,7 +160,7 @@ def test_command_line_error_is_one_line(tmp_path):
        f"--output_file={tmp_path / 'out' / 'x@2'}", f"--vocab_file={assets.chinese_vocab_file()}"],
       capture_output=True, text=True, cwd=ROOT, timeout=120,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.strip().endswith(f"create_pretraining_data: error: --input_file: file not found: "
                                         f"{tmp_path / 'none.txt'}")
   assert "Traceback" not in result.stderr

@@ -12,19 +12,14 @@ Every export is written under a temporary name, run on a few inputs and compared
 graph (tolerances in saved_model.py, tflite.py, hf.py), and only then renamed to --output.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 
-from mobilebert import checkpoint as checkpoint_lib
-from mobilebert import tokenization
-from mobilebert.config import BertConfig, ConfigError
-from mobilebert.export import atomic
+from mobilebert import cli
+from mobilebert.config import BertConfig
 from mobilebert.export import graph
 from mobilebert.export import hf_mapping
 from mobilebert.export import tflite as tflite_lib
-from mobilebert.export import tflite_eval
 from mobilebert.export import verify
 
 FLAGS = flags.FLAGS
@@ -47,6 +42,7 @@ flags.DEFINE_enum("hf_head", "auto", ["auto"] + list(hf_mapping.HEADS), "transfo
 flags.DEFINE_list("label_names", None, "Class names of a fine-tuned classifier, in label-id order.")
 flags.DEFINE_bool("do_lower_case", True, "Tokenizer lower-casing (hf tokenizer_config).")
 flags.DEFINE_bool("verify", True, "hf only: load the export with transformers and compare outputs.")
+cli.define_verbose_flag()
 
 
 def run_export(config):
@@ -82,12 +78,9 @@ def run_export(config):
 
 def main(argv):
   del argv
-  try:
+  with cli.reporting_user_errors("export"):
     config = BertConfig.from_json_file(FLAGS.bert_config_file)
     lines = run_export(config)
-  except (graph.ExportError, ConfigError, checkpoint_lib.CheckpointError, atomic.OutputExistsError,
-          tokenization.VocabError, tflite_eval.TFLiteError) as e:
-    sys.exit(f"export: error: {e}")
   print("\n".join(lines))
 
 

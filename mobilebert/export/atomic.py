@@ -6,8 +6,10 @@ import uuid
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
 
-class OutputExistsError(ValueError):
+
+class OutputExistsError(cli.UserError, ValueError):
   """The output path exists and --overwrite was not given."""
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint as checkpoint_lib
+from mobilebert import cli
 from mobilebert import heads as heads_lib
 from mobilebert import modeling
 
@@ -21,7 +22,7 @@ INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 CheckpointHeads = collections.namedtuple("CheckpointHeads", ["masked_lm", "next_sentence", "num_labels"])
 
 
-class ExportError(ValueError):
+class ExportError(cli.UserError, ValueError):
   """An export that cannot be made, or whose result does not match the TensorFlow graph."""
 
 

@@ -12,10 +12,12 @@ with the TFLite interpreter instead of TensorFlow.
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 
 
-class TFLiteError(ValueError):
+class TFLiteError(cli.UserError, ValueError):
   """A .tflite file or input data that cannot be run."""
 
 
