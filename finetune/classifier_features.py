@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from mobilebert import atomic_io
+from mobilebert import cli
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
@@ -52,6 +53,11 @@ def truncate_seq_pair(tokens_a, tokens_b, max_length):
     else:
       tokens_b.pop()
   return tokens_a, tokens_b
+
+
+def min_seq_length(is_pair):
+  """The shortest max_seq_length that holds one token of each text: `[CLS] a [SEP]` (`b [SEP]`)."""
+  return 5 if is_pair else 3
 
 
 def convert_example(example, label_map, max_seq_length, tokenizer):
@@ -145,7 +151,7 @@ def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_l
 
   examples = task.get_examples(split, require_labels=require_labels)
   if not examples:
-    raise ValueError(f"{task.data_file(split)}: no {split} examples for task '{task.name}'")
+    raise cli.DataError(f"{task.data_file(split)}: no {split} examples for task '{task.name}'")
   label_map = {label: i for i, label in enumerate(task.labels)}
   tf.io.gfile.makedirs(cache_dir)
   start = time.time()

@@ -15,20 +15,18 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from finetune import classifier_eval as eval_lib
 from finetune import classifier_features as features_lib
 from finetune import classifier_tflite
 from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
 from finetune.tasks import GenericOptions, create_task
-from mobilebert import atomic_io
+from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
 from mobilebert.run_config import ProgressHook, Runner, RunSettings
 from mobilebert.tokenization import FullTokenizer
 
 LABEL_FILE = "label_list.json"
-EVAL_RESULTS = "eval_results.txt"
-EVAL_HISTORY = "eval_history.json"
 PREDICTIONS = "test_results.tsv"
-BEST_METRIC = "accuracy"
 
 
 @dataclasses.dataclass
@@ -66,19 +64,20 @@ class ClassifierRunConfig:
 
   def validate(self):
     if not (self.do_train or self.do_eval or self.do_predict):
-      raise ValueError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
+      raise cli.FlagError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
     for name in ("task_name", "data_dir", "vocab_file", "bert_config_file"):
       if not getattr(self, name):
-        raise ValueError(f"--{name} is required")
+        raise cli.FlagError(f"--{name} is required")
     for name in ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length"):
       if getattr(self, name) <= 0:
-        raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        raise cli.FlagError(f"--{name} must be positive, got {getattr(self, name)}")
     if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
-      raise ValueError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+      raise cli.FlagError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
     if (self.lite_model_path or self.use_post_quantization) and not self.do_eval:
-      raise ValueError("--lite_model_path / --use_post_quantization score the eval split: add --do_eval")
+      raise cli.FlagError("--lite_model_path / --use_post_quantization score the eval split: add "
+                          "--do_eval")
     if not 0 <= self.warmup_proportion < 1:
-      raise ValueError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
+      raise cli.FlagError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
 
 
 class RunReport(NamedTuple):
@@ -97,76 +96,22 @@ def check_label_list(output_dir, task):
   with tf.io.gfile.GFile(path, "r") as f:
     saved = json.loads(f.read())
   if saved.get("labels") != task.labels:
-    raise ValueError(f"{path}: the model in --output_dir was trained with labels {saved.get('labels')} "
-                     f"(task {saved.get('task')}); task {task.name} now has {task.labels}. Use a new "
-                     "--output_dir.")
+    raise cli.FlagError(f"{path}: the model in --output_dir was trained with labels "
+                        f"{saved.get('labels')} (task {saved.get('task')}); task {task.name} now has "
+                        f"{task.labels}. Use a new --output_dir.")
   return path
-
-
-def _checkpoints(output_dir):
-  """Every checkpoint still listed in output_dir's state file, oldest first."""
-  state = tf.train.get_checkpoint_state(output_dir)
-  if state is None or not state.model_checkpoint_path:
-    raise ValueError(f"--output_dir={output_dir} holds no checkpoint to score; run --do_train first")
-  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  return [p for p in paths if tf.io.gfile.exists(p + ".index")]
-
-
-def predict_split(runner, split, max_seq_length, batch_size, checkpoint_path):
-  """(label_ids [N], log_probs [N, C]) for the real examples of a cached split, in file order."""
-  input_fn = features_lib.input_fn_builder(split.path, max_seq_length, is_training=False,
-                                           num_examples=split.num_examples,
-                                           pad_to_batch_size=batch_size)
-  label_ids, log_probs = [], []
-  for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
-    if prediction["is_real_example"]:
-      label_ids.append(int(prediction["label_ids"]))
-      log_probs.append(prediction["log_probs"])
-  if len(label_ids) != split.num_examples:
-    raise RuntimeError(f"scored {len(label_ids)} of {split.num_examples} examples of {split.path}")
-  return np.array(label_ids), np.array(log_probs)
-
-
-def evaluate_checkpoints(runner, task, split, config, split_name):
-  """Scores every checkpoint in output_dir; returns (history oldest first, best by accuracy)."""
-  history = []
-  for path in _checkpoints(config.run.output_dir):
-    label_ids, log_probs = predict_split(runner, split, config.max_seq_length, config.eval_batch_size,
-                                         path)
-    scorer = task.scorer()
-    scorer.update(label_ids, log_probs)
-    results = dict(scorer.results(), checkpoint=path, split=split_name,
-                   global_step=int(tf.train.load_variable(path, "global_step")))
-    logging.info("%s %s at step %d: %s", task.name, split_name, results["global_step"],
-                 {k: v for k, v in results.items() if isinstance(v, float)})
-    history.append(results)
-  # Earliest checkpoint wins ties: fewer steps, same score.
-  best = max(history, key=lambda r: (r[BEST_METRIC], -r["global_step"]))
-  return history, best
-
-
-def write_eval_results(output_dir, history, best):
-  """eval_results.txt (latest checkpoint, then the best one) and eval_history.json."""
-  latest = history[-1]
-  lines = [f"{key} = {latest[key]}" for key in sorted(latest)]
-  lines += [f"best_checkpoint = {best['checkpoint']}", f"best_global_step = {best['global_step']}"]
-  lines += [f"best_{key} = {best[key]}" for key in sorted(best) if isinstance(best[key], float)]
-  atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), "\n".join(lines) + "\n")
-  atomic_io.write_text(os.path.join(output_dir, EVAL_HISTORY),
-                    json.dumps({"selected_by": BEST_METRIC, "best": best, "checkpoints": history},
-                               indent=1) + "\n")
 
 
 def _predict_checkpoint(config):
   choice = config.predict_checkpoint
   if choice == "latest":
-    return _checkpoints(config.run.output_dir)[-1]
+    on_disk = eval_lib.checkpoints_on_disk(config.run.output_dir)
+    if not on_disk:
+      raise cli.FlagError(f"--output_dir={config.run.output_dir} holds no checkpoint to predict "
+                          "with; run --do_train first")
+    return on_disk[-1]
   if choice == "best":
-    path = os.path.join(config.run.output_dir, EVAL_HISTORY)
-    if not tf.io.gfile.exists(path):
-      raise ValueError(f"--predict_checkpoint=best needs {path}: run --do_eval first")
-    with tf.io.gfile.GFile(path, "r") as f:
-      return json.loads(f.read())["best"]["checkpoint"]
+    return eval_lib.best_kept_checkpoint(config.run.output_dir)
   return choice
 
 
@@ -191,6 +136,12 @@ def run(config):
   task = create_task(config.task_name, config.data_dir, config.skip_bad_rows,
                      config.generic._replace(label_file=label_file))
   check_label_list(output_dir, task)
+  minimum = features_lib.min_seq_length(task.is_pair)
+  if config.max_seq_length < minimum:
+    raise cli.FlagError(
+        f"--max_seq_length={config.max_seq_length} holds no text of task {task.name}: it needs at "
+        f"least {minimum} ([CLS] a [SEP]{' b [SEP]' if task.is_pair else ''} with one token of "
+        f"each text)")
   tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
 
   def featurize(split, require_labels=True):
@@ -205,6 +156,11 @@ def run(config):
         train_split.num_examples / config.train_batch_size * config.num_train_epochs)
     num_train_steps = max(num_train_steps, 1)
     num_warmup_steps = int(num_train_steps * config.warmup_proportion)
+  # The eval split is read before training: a bad dev file stops the run before it trains.
+  split_name = "test" if config.do_test else "dev"
+  eval_split = featurize(split_name) if config.do_eval else None
+  scores_checkpoints = config.do_eval and not (config.lite_model_path and
+                                               not config.use_post_quantization)
 
   settings = ClassifierModelSettings(
       bert_config=bert_config, num_labels=len(task.labels), init_checkpoint=config.init_checkpoint,
@@ -215,13 +171,18 @@ def run(config):
       compute_type=config.run.compute_dtype)
   runner = Runner(config.run, model_fn_builder(settings))
 
+  def score(path):
+    return eval_lib.score_checkpoint(runner, task, eval_split, config, split_name, path)
+
+  scorer = eval_lib.ScoreEachCheckpoint(output_dir, score) if scores_checkpoints else None
   if config.do_train:
     atomic_io.write_text(label_file, json.dumps({"task": task.name, "labels": task.labels},
                                              ensure_ascii=False) + "\n")
     expected = num_train_steps // max(config.run.save_checkpoints_steps, 1) + 1
-    if expected > config.run.keep_checkpoint_max:
+    if not scores_checkpoints and 0 < config.run.keep_checkpoint_max < expected:
       logging.warning("about %d checkpoints will be written but --keep_checkpoint_max=%d keeps only "
-                      "the last ones; only those are scored", expected, config.run.keep_checkpoint_max)
+                      "the last ones: a later --do_eval can score only those (add --do_eval now to "
+                      "score each as it is written)", expected, config.run.keep_checkpoint_max)
     logging.info("training %s: %d examples, batch %d, %d steps (%d warm-up)", task.name,
                  train_split.num_examples, config.train_batch_size, num_train_steps, num_warmup_steps)
     input_fn = features_lib.input_fn_builder(train_split.path, config.max_seq_length,
@@ -229,23 +190,24 @@ def run(config):
                                              seed=config.run.rand_seed)
     runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
                  hooks=[ProgressHook(config.train_batch_size, num_train_steps,
-                                     config.log_every_n_steps)])
+                                     config.log_every_n_steps)],
+                 saving_listeners=[scorer] if scorer else None)
 
-  history, best = [], None
+  history, best, best_kept = [], None, None
   if config.do_eval:
-    split_name = "test" if config.do_test else "dev"
-    eval_split = featurize(split_name)
-    if not (config.lite_model_path and not config.use_post_quantization):
-      history, best = evaluate_checkpoints(runner, task, eval_split, config, split_name)
-      write_eval_results(output_dir, history, best)
-      logging.info("best %s checkpoint: %s (%s %.4f)", split_name, best["checkpoint"], BEST_METRIC,
-                   best[BEST_METRIC])
+    if scores_checkpoints:
+      history, best, best_kept = eval_lib.evaluate_checkpoints(score, output_dir, eval_split,
+                                                               scorer.scored)
+      eval_lib.write_eval_results(output_dir, history, best, best_kept)
+      logging.info("best %s checkpoint of %d scored: %s (%s %.4f)", split_name, len(history),
+                   best["checkpoint"], eval_lib.BEST_METRIC, best[eval_lib.BEST_METRIC])
     if config.lite_model_path or config.use_post_quantization:
       lite_path = config.lite_model_path or os.path.join(output_dir, classifier_tflite.DEFAULT_MODEL_NAME)
       if config.use_post_quantization:
-        classifier_tflite.quantize(bert_config, best["checkpoint"], lite_path, config.max_seq_length)
+        classifier_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path,
+                                   config.max_seq_length)
       lite_results = classifier_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
-      path = classifier_tflite.write_results(output_dir, lite_path, lite_results, best)
+      path = classifier_tflite.write_results(output_dir, lite_path, lite_results, best_kept)
       logging.info("TFLite %s %s: %s (written to %s)", lite_path, split_name, lite_results, path)
 
   predictions_file = None
@@ -253,8 +215,8 @@ def run(config):
     split = featurize("test", require_labels=False)
     checkpoint = _predict_checkpoint(config)
     logging.info("predicting %d test examples with %s", split.num_examples, checkpoint)
-    _, log_probs = predict_split(runner, split, config.max_seq_length, config.predict_batch_size,
-                                 checkpoint)
+    _, log_probs = eval_lib.predict_split(runner, split, config.max_seq_length,
+                                          config.predict_batch_size, checkpoint)
     predictions_file = os.path.join(output_dir, PREDICTIONS)
     write_predictions(predictions_file, task, split.guids, log_probs)
   return RunReport(num_train_steps, history, best, predictions_file)

@@ -13,6 +13,7 @@ import numpy as np
 from absl import logging
 
 from mobilebert import atomic_io
+from mobilebert import cli
 from mobilebert.export import tflite, tflite_eval
 
 RESULTS_FILE = "eval_results_tflite.txt"
@@ -31,7 +32,7 @@ def score(task, split, lite_model_path, batch_size=32):
   """The task scorer's results for a cached split scored by the TFLite model."""
   outputs, label_ids = tflite_eval.predict_classifier(lite_model_path, split.path, batch_size)
   if label_ids is None:
-    raise ValueError(f"{split.path}: split has no labels to score the TFLite model with")
+    raise cli.DataError(f"{split.path}: split has no labels to score the TFLite model with")
   scorer = task.scorer()
   scorer.update(label_ids, np.log(np.maximum(outputs["probabilities"], 1e-30)))
   return scorer.results()

@@ -1,7 +1,7 @@
 # coding=utf-8
 """CMRC 2018 span-extraction metric: EM and F1 as the official evaluation script scores them.
 
-    python cmrc2018_evaluate.py DATASET.json PREDICTIONS.json [OUTPUT.json]
+    python cmrc2018_evaluate.py DATASET.json PREDICTIONS.json [OUTPUT.json] [--verbose]
 
 DATASET.json is SQuAD-style (`data[].paragraphs[].qas[].{id, answers[].text}`); PREDICTIONS.json maps
 question id to predicted text. Prints (and writes to OUTPUT.json when given)
@@ -17,6 +17,8 @@ NLTK and its punkt download for `word_tokenize`; here the Treebank word split is
   *contiguous* token sequence;
 - EM and F1 take the max over a question's answers; questions without a prediction score 0 and are
   counted in SKIP.
+A dataset or predictions file it cannot score is one line naming the file, the question and the field
+(`cmrc2018_evaluate: error: ...`, exit 2; --verbose adds the traceback).
 """
 
 import collections
@@ -25,6 +27,10 @@ import os
 import re
 import sys
 import tempfile
+
+if not __package__:  # run as a script: make the checkout's packages importable
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mobilebert import cli  # pylint: disable=wrong-import-position
 
 # The official punctuation list. `……` is one two-character entry: since text is scanned one character
 # at a time it never matches, so a lone `…` survives. `‘` and ASCII . , ? ! " ( ) are not in the list.
@@ -36,6 +42,10 @@ PUNCTUATION = frozenset([
 CJK_FIRST, CJK_LAST = 0x4E00, 0x9FA5
 
 EvalResult = collections.namedtuple("EvalResult", ["f1", "em", "total", "skip"])
+
+
+class MetricInputError(cli.DataError):
+  """A dataset or predictions file the metric cannot score; the message names the file and question."""
 
 
 def normalize(text):
@@ -167,25 +177,63 @@ def exact_match(answers, prediction):
   return float(any(remove_punctuation(answer) == pred for answer in answers))
 
 
-def evaluate(dataset, predictions):
+def _list_field(obj, key, where):
+  value = obj.get(key) if isinstance(obj, dict) else None
+  if not isinstance(value, list):
+    raise MetricInputError(f"{where}: expected field '{key}' (a list)")
+  return value
+
+
+def gold_answers(dataset, source="the dataset"):
+  """[(question id, [answer texts])] of a SQuAD-style dict, in file order.
+
+  Raises MetricInputError naming `source`, the question (position and id) and the missing field.
+  """
+  questions = []
+  for a, article in enumerate(_list_field(dataset, "data", source)):
+    for p, paragraph in enumerate(_list_field(article, "paragraphs", f"{source}: data[{a}]")):
+      for q, qa in enumerate(_list_field(paragraph, "qas", f"{source}: data[{a}].paragraphs[{p}]")):
+        where = f"{source}: data[{a}].paragraphs[{p}].qas[{q}]"
+        if not isinstance(qa, dict) or "id" not in qa:
+          raise MetricInputError(f"{where}: expected field 'id'")
+        qas_id = str(qa["id"]).strip()
+        where = f"{where} (id {qas_id!r})"
+        answers = _list_field(qa, "answers", where)
+        for k, answer in enumerate(answers):
+          if not isinstance(answer, dict) or "text" not in answer:
+            raise MetricInputError(f"{where}.answers[{k}]: expected field 'text'")
+        questions.append((qas_id, [answer["text"] for answer in answers]))
+  if not questions:
+    raise MetricInputError(f"{source}: the dataset has no questions (expected "
+                           "data[].paragraphs[].qas[])")
+  return questions
+
+
+def check_predictions(predictions, source="the predictions"):
+  """Raises MetricInputError unless `predictions` is {question id: answer text}."""
+  if not isinstance(predictions, dict):
+    raise MetricInputError(f"{source}: expected a JSON object {{id: text}}, got a "
+                           f"{type(predictions).__name__}")
+  for qas_id, text in predictions.items():
+    if not isinstance(text, (str, int, float)) or isinstance(text, bool):
+      raise MetricInputError(f"{source}: the prediction for question {qas_id!r} is a "
+                             f"{type(text).__name__}; expected the answer text")
+
+
+def evaluate(dataset, predictions, source="the dataset"):
   """Scores `predictions` ({id: text}) on a SQuAD-style `dataset` dict; percentages in an EvalResult."""
   f1 = em = 0.0
-  total = skip = 0
-  for article in dataset["data"]:
-    for paragraph in article["paragraphs"]:
-      for qa in paragraph["qas"]:
-        total += 1
-        qas_id = str(qa["id"]).strip()
-        if qas_id not in predictions:
-          sys.stderr.write("Unanswered question: %s\n" % qas_id)
-          skip += 1
-          continue
-        answers = [answer["text"] for answer in qa["answers"]]
-        prediction = str(predictions[qas_id])
-        f1 += f1_score(answers, prediction)
-        em += exact_match(answers, prediction)
-  if total == 0:
-    raise ValueError("The dataset has no questions (expected data[].paragraphs[].qas[]).")
+  skip = 0
+  questions = gold_answers(dataset, source)
+  for qas_id, answers in questions:
+    if qas_id not in predictions:
+      sys.stderr.write("Unanswered question: %s\n" % qas_id)
+      skip += 1
+      continue
+    prediction = str(predictions[qas_id])
+    f1 += f1_score(answers, prediction)
+    em += exact_match(answers, prediction)
+  total = len(questions)
   return EvalResult(f1=100.0 * f1 / total, em=100.0 * em / total, total=total, skip=skip)
 
 
@@ -205,7 +253,7 @@ def _read_json(path, what):
     with open(path, "rb") as f:
       return json.load(f)
   except (OSError, ValueError) as e:
-    raise SystemExit("Cannot read the %s file %s: %s" % (what, path, e))
+    raise MetricInputError(f"cannot read the {what} file {path}: {e}") from None
 
 
 def _write_json_atomically(path, obj):
@@ -217,17 +265,20 @@ def _write_json_atomically(path, obj):
 
 
 def main(argv):
-  if len(argv) not in (3, 4):
-    sys.stderr.write("usage: %s DATASET.json PREDICTIONS.json [OUTPUT.json]\n" % argv[0])
-    return 2
-  dataset = _read_json(argv[1], "dataset")
-  predictions = _read_json(argv[2], "predictions")
-  if not isinstance(predictions, dict):
-    raise SystemExit("The predictions file %s must hold a JSON object {id: text}." % argv[2])
-  output = result_to_dict(evaluate(dataset, predictions))
+  verbose = cli.VERBOSE_FLAG in argv
+  args = [arg for arg in argv[1:] if arg != cli.VERBOSE_FLAG]
+  if len(args) not in (2, 3):
+    sys.stderr.write("usage: %s DATASET.json PREDICTIONS.json [OUTPUT.json] [%s]\n"
+                     % (argv[0], cli.VERBOSE_FLAG))
+    return cli.EXIT_USER_ERROR
+  with cli.reporting_user_errors("cmrc2018_evaluate", verbose):
+    dataset = _read_json(args[0], "dataset")
+    predictions = _read_json(args[1], "predictions")
+    check_predictions(predictions, args[1])
+    output = result_to_dict(evaluate(dataset, predictions, args[0]))
   print(json.dumps(output))
-  if len(argv) == 4:
-    _write_json_atomically(argv[3], output)
+  if len(args) == 3:
+    _write_json_atomically(args[2], output)
   return 0
 
 

@@ -18,11 +18,13 @@ from absl import app, flags, logging
 
 from finetune.classifier_runner import ClassifierRunConfig, run
 from finetune.tasks import TASKS, GenericOptions
+from mobilebert import cli
 from mobilebert import flags as shared_flags
 from mobilebert.run_config import RunSettings
 
 shared_flags.define_model_flags()
 shared_flags.define_run_flags()
+cli.define_verbose_flag()
 
 flags.DEFINE_string("task_name", None, f"Task: one of {', '.join(sorted(TASKS))} (bqcorpus = bq).")
 flags.DEFINE_string("data_dir", None, "Directory with the task's data files.")
@@ -30,7 +32,9 @@ flags.DEFINE_string("tfrecord_dir", None,
                     "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by "
                     "task, split, data and vocab contents, casing and max_seq_length.")
 flags.DEFINE_bool("do_train", False, "Fine-tune on the train split.")
-flags.DEFINE_bool("do_eval", False, "Score every checkpoint in --output_dir on the dev split.")
+flags.DEFINE_bool("do_eval", False,
+                  "Score every checkpoint on the dev split (with --do_train each one as it is written, "
+                  "before --keep_checkpoint_max can delete it) into eval_history.json.")
 flags.DEFINE_bool("do_test", False, "With --do_eval: score the (labelled) test split instead of dev.")
 flags.DEFINE_bool("do_predict", False, "Write predictions for the test split to test_results.tsv.")
 flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
@@ -79,13 +83,17 @@ def config_from_flags(flag_values):
 
 def main(argv):
   del argv
-  report = run(config_from_flags(FLAGS))
+  with cli.reporting_user_errors("run_classifier"):
+    config = config_from_flags(FLAGS)
+    with cli.removing_output_dir_left_empty(config.run.output_dir), \
+         cli.removing_output_dir_left_empty(config.tfrecord_dir):
+      report = run(config)
   if report.best:
     logging.info("best checkpoint %s: accuracy %.4f", report.best["checkpoint"],
                  report.best["accuracy"])
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["task_name", "data_dir", "vocab_file", "bert_config_file",
-                                "output_dir"])
+  # Required flags are checked by ClassifierRunConfig.validate, so a missing one is reported as one
+  # line like every other user error.
   app.run(main)

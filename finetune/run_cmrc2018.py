@@ -18,11 +18,13 @@ AVERAGE/F1/EM/TOTAL/SKIP) when the predict file has answers. Score any predictio
 from absl import app, flags, logging
 
 from finetune.squad_runner import SquadRunConfig, run
+from mobilebert import cli
 from mobilebert import flags as shared_flags
 from mobilebert.run_config import RunSettings
 
 shared_flags.define_model_flags()
 shared_flags.define_run_flags()
+cli.define_verbose_flag()
 
 FLAGS = flags.FLAGS
 
@@ -74,12 +76,16 @@ def config_from_flags(flag_values):
 
 def main(argv):
   del argv
-  report = run(config_from_flags(FLAGS))
+  with cli.reporting_user_errors("run_cmrc2018"):
+    config = config_from_flags(FLAGS)
+    with cli.removing_output_dir_left_empty(config.run.output_dir), \
+         cli.removing_output_dir_left_empty(config.tfrecord_dir):
+      report = run(config)
   if report.scores:
     logging.info("EM %s  F1 %s  (%d questions)", report.scores["EM"], report.scores["F1"],
                  report.scores["TOTAL"])
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["vocab_file", "bert_config_file", "output_dir"])
+  # Required flags are checked by SquadRunConfig.validate (one line, like every other user error).
   app.run(main)

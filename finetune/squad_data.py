@@ -18,8 +18,10 @@ import json
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from mobilebert import cli
 
-class SquadDataError(ValueError):
+
+class SquadDataError(cli.DataError):
   """A data file that is missing or not SQuAD-style JSON."""
 
 
@@ -108,14 +110,17 @@ def _field(obj, key, where, kind):
   return obj[key]
 
 
-def examples_from_dataset(dataset, to_simplified=False, source="<data>"):
+def examples_from_dataset(dataset, to_simplified=False, source="<data>", require_answers=False):
   """Builds SquadExamples from a parsed SQuAD-style dict.
 
+  Every question needs an id unique in the file (predictions are keyed by it); with `require_answers`
+  (training data) every question needs an 'answers' list. Raises SquadDataError naming the question.
   Returns (examples, problems): problems lists an `AnswerProblem` for every answer whose offset was wrong.
   Empty answer texts are dropped silently (they mark unanswerable questions in other datasets).
   """
   convert = SimplifiedConverter() if to_simplified else _identity
   examples, problems = [], []
+  first_seen = {}  # question id -> where it first occurs
   for a, article in enumerate(dataset["data"]):
     for p, paragraph in enumerate(_field(article, "paragraphs", f"{source}: data[{a}]", list)):
       where = f"{source}: data[{a}].paragraphs[{p}]"
@@ -123,13 +128,20 @@ def examples_from_dataset(dataset, to_simplified=False, source="<data>"):
       context = convert(original_context)
       for q, qa in enumerate(_field(paragraph, "qas", where, list)):
         qa_where = f"{where}.qas[{q}]"
-        if not isinstance(qa, dict) or not isinstance(qa.get("id"), (str, int)):
-          raise SquadDataError(f"{qa_where}: expected field 'id' (a string)")
+        if not isinstance(qa, dict) or not isinstance(qa.get("id"), (str, int)) or not str(
+            qa["id"]).strip():
+          raise SquadDataError(f"{qa_where}: expected field 'id' (a non-empty string)")
         qas_id = str(qa["id"]).strip()
+        if qas_id in first_seen:
+          raise SquadDataError(f"{qa_where}: question id {qas_id!r} is already the id of "
+                               f"{first_seen[qas_id]}; ids must be unique (predictions are keyed by id)")
+        first_seen[qas_id] = qa_where.split(": ", 1)[-1]
         question = convert(_field(qa, "question", qa_where, str))
+        if require_answers or "answers" in qa:
+          _field(qa, "answers", f"{qa_where} (id {qas_id!r})", list)
         answers, original_answers = [], []
-        for answer in qa.get("answers", []):
-          text = _field(answer, "text", qa_where + ".answers[]", str)
+        for k, answer in enumerate(qa.get("answers", [])):
+          text = _field(answer, "text", f"{qa_where}.answers[{k}] (id {qas_id!r})", str)
           if not text:
             continue
           original_answers.append(text)
@@ -148,9 +160,10 @@ def examples_from_dataset(dataset, to_simplified=False, source="<data>"):
   return examples, problems
 
 
-def read_examples(path, to_simplified=False):
+def read_examples(path, to_simplified=False, require_answers=False):
   """Reads a SQuAD-style file into SquadExamples, logging every answer whose offset was wrong."""
-  examples, problems = examples_from_dataset(read_squad_json(path), to_simplified, source=path)
+  examples, problems = examples_from_dataset(read_squad_json(path), to_simplified, source=path,
+                                             require_answers=require_answers)
   for problem in problems:
     logging.warning(
         "%s: question %s: answer_start %s points at %r, not at the answer %r; %s", path,

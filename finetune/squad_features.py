@@ -14,6 +14,7 @@ import numpy as np
 from absl import logging
 
 from finetune import squad_alignment
+from mobilebert import cli
 
 Window = collections.namedtuple("Window", ["start", "length"])
 """Context tokens [start, start + length) of one window."""
@@ -39,8 +40,8 @@ FIRST_UNIQUE_ID = 1000000000
 def make_windows(num_tokens, max_tokens, doc_stride):
   """Windows of at most `max_tokens` starting every `doc_stride` tokens, the last one ending at the end."""
   if max_tokens < 1 or doc_stride < 1:
-    raise ValueError(f"need max_tokens >= 1 and doc_stride >= 1, got {max_tokens} and {doc_stride} "
-                     "(is --max_query_length too large for --max_seq_length?)")
+    raise cli.FlagError(f"need max_tokens >= 1 and doc_stride >= 1, got {max_tokens} and {doc_stride} "
+                        "(is --max_query_length too large for --max_seq_length?)")
   windows = []
   start = 0
   while True:
@@ -126,7 +127,7 @@ def convert_examples(tokenizer, examples, settings, for_training):
   """SpanFeatures of `examples`. For training, answer positions are filled in and examples without an
   answer the tokens can hold are left out (logged); for prediction positions are None."""
   if settings.max_seq_length - settings.max_query_length - 3 < 1:
-    raise ValueError(f"--max_seq_length {settings.max_seq_length} leaves no room for context after a "
+    raise cli.FlagError(f"--max_seq_length {settings.max_seq_length} leaves no room for context after a "
                      f"question of --max_query_length {settings.max_query_length}")
   features, skipped = [], 0
   spans_cache = {}

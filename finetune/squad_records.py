@@ -18,6 +18,7 @@ from absl import logging
 from finetune.classifier_features import file_sha256
 
 from mobilebert import atomic_io
+from mobilebert import cli
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
@@ -78,7 +79,7 @@ def cached_records(name, key, cache_dir, make_features, is_training):
       return CachedRecords(record_path, meta["num_features"], key)
   features = make_features()
   if not features:
-    raise ValueError(f"{name}: no features to write (no questions, or none with a usable answer)")
+    raise cli.DataError(f"{name}: no features to write (no questions, or none with a usable answer)")
   tf.io.gfile.makedirs(cache_dir)
 
   def write(path):

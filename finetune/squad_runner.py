@@ -17,7 +17,7 @@ from absl import logging
 
 from finetune import cmrc2018_evaluate, squad_data, squad_features, squad_postprocess, squad_records
 from finetune.squad_model import SpanModelSettings, model_fn_builder
-from mobilebert import atomic_io
+from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
 from mobilebert.run_config import ProgressHook, Runner, RunSettings
 from mobilebert.tokenization import FullTokenizer
@@ -58,25 +58,25 @@ class SquadRunConfig:
 
   def validate(self):
     if not (self.do_train or self.do_predict):
-      raise ValueError("nothing to do: pass --do_train and/or --do_predict")
+      raise cli.FlagError("nothing to do: pass --do_train and/or --do_predict")
     if self.do_train and not self.train_file:
-      raise ValueError("--do_train needs --train_file")
+      raise cli.FlagError("--do_train needs --train_file")
     if self.do_predict and not self.predict_file:
-      raise ValueError("--do_predict needs --predict_file")
+      raise cli.FlagError("--do_predict needs --predict_file")
     for name in ("vocab_file", "bert_config_file"):
       if not getattr(self, name):
-        raise ValueError(f"--{name} is required")
+        raise cli.FlagError(f"--{name} is required")
     for name in ("train_batch_size", "predict_batch_size", "max_seq_length", "doc_stride",
                  "max_query_length", "n_best_size", "max_answer_length"):
       if getattr(self, name) <= 0:
-        raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        raise cli.FlagError(f"--{name} must be positive, got {getattr(self, name)}")
     if self.max_seq_length - self.max_query_length - 3 < 1:
-      raise ValueError(f"--max_seq_length={self.max_seq_length} leaves no room for context after "
-                       f"--max_query_length={self.max_query_length} and [CLS]/[SEP]/[SEP]")
+      raise cli.FlagError(f"--max_seq_length={self.max_seq_length} leaves no room for context "
+                          f"after --max_query_length={self.max_query_length} and [CLS]/[SEP]/[SEP]")
     if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
-      raise ValueError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+      raise cli.FlagError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
     if self.learning_rate < 0 or not 0 <= self.warmup_proportion < 1:
-      raise ValueError("--learning_rate must be >= 0 and --warmup_proportion in [0, 1)")
+      raise cli.FlagError("--learning_rate must be >= 0 and --warmup_proportion in [0, 1)")
 
 
 class RunReport(NamedTuple):
@@ -96,8 +96,8 @@ def _predict_checkpoint(config):
     return config.predict_checkpoint
   latest = tf.train.latest_checkpoint(config.run.output_dir)
   if latest is None:
-    raise ValueError(f"--output_dir={config.run.output_dir} holds no fine-tuned checkpoint to predict "
-                     "with: run --do_train first or pass --predict_checkpoint")
+    raise cli.FlagError(f"--output_dir={config.run.output_dir} holds no fine-tuned checkpoint to "
+                        "predict with: run --do_train first or pass --predict_checkpoint")
   return latest
 
 
@@ -128,6 +128,14 @@ def run(config):
   settings = squad_features.FeatureSettings(config.max_seq_length, config.doc_stride,
                                             config.max_query_length)
   cache_dir = config.tfrecord_dir or output_dir
+  # The predict file is read and checked before training, so a bad question (no id, a duplicate id,
+  # answers the metric cannot score) stops the run before hours of training, not after.
+  predict_examples = gold = None
+  if config.do_predict:
+    predict_examples, _ = squad_data.read_examples(config.predict_file, config.convert_traditional)
+    if squad_data.has_answers(predict_examples):
+      gold = squad_data.read_squad_json(config.predict_file)
+      cmrc2018_evaluate.gold_answers(gold, config.predict_file)
 
   def records_for(path, is_training, make_features):
     key = squad_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
@@ -138,7 +146,8 @@ def run(config):
   num_train_steps = num_warmup_steps = 0
   if config.do_train:
     def make_train_features():
-      examples, _ = squad_data.read_examples(config.train_file, config.convert_traditional)
+      examples, _ = squad_data.read_examples(config.train_file, config.convert_traditional,
+                                             require_answers=True)
       return squad_features.convert_examples(tokenizer, examples, settings, for_training=True)
 
     train_records = records_for(config.train_file, True, make_train_features)
@@ -169,7 +178,7 @@ def run(config):
 
   if not config.do_predict:
     return RunReport(num_train_steps, None, None, None)
-  examples, _ = squad_data.read_examples(config.predict_file, config.convert_traditional)
+  examples = predict_examples
   # The host needs the features (character maps) to read answers back, so they are always built;
   # the records are rewritten only when the cache misses.
   features = squad_features.convert_examples(tokenizer, examples, settings, for_training=False)
@@ -182,8 +191,8 @@ def run(config):
       examples, features, results, config.n_best_size, config.max_answer_length)
   predictions_file, nbest_file = squad_postprocess.write_predictions(output_dir, predictions, nbest)
   scores = None
-  if squad_data.has_answers(examples):
-    result = cmrc2018_evaluate.evaluate(squad_data.read_squad_json(config.predict_file), predictions)
+  if gold is not None:
+    result = cmrc2018_evaluate.evaluate(gold, predictions, config.predict_file)
     scores = cmrc2018_evaluate.result_to_dict(result)
     atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), json.dumps(scores) + "\n")
     logging.info("%s: %s", config.predict_file, json.dumps(scores))

@@ -18,6 +18,8 @@ from typing import Optional
 from absl import logging
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
+
 
 @dataclasses.dataclass
 class RunSettings:
@@ -44,7 +46,7 @@ class RunSettings:
   def from_flags(cls, flag_values):
     kwargs = {f.name: getattr(flag_values, f.name, f.default) for f in dataclasses.fields(cls)}
     if not kwargs["output_dir"]:
-      raise ValueError("--output_dir is required")
+      raise cli.FlagError("--output_dir is required")
     if kwargs["use_tpu"] and not kwargs["tpu_name"] and not kwargs["master"]:
       # Inside a Cloud TPU VM the resolver finds the local TPU with no name.
       tf.logging.info("--use_tpu without --tpu_name: using the TPU the environment provides")
@@ -130,8 +132,8 @@ class Runner:
     if self.strategy is None:
       return input_fn
     if global_batch_size % self.num_replicas:
-      raise ValueError(f"batch size {global_batch_size} is not divisible by the "
-                       f"{self.num_replicas} replicas")
+      raise cli.FlagError(f"batch size {global_batch_size} is not divisible by the "
+                          f"{self.num_replicas} replicas")
     per_replica = global_batch_size // self.num_replicas
 
     def replica_input_fn(params, input_context=None):
@@ -144,17 +146,20 @@ class Runner:
 
     return replica_input_fn
 
-  def train(self, input_fn, max_steps, batch_size, hooks=None):
+  def train(self, input_fn, max_steps, batch_size, hooks=None, saving_listeners=None):
+    """Trains to max_steps; saving_listeners run after each checkpoint is written."""
     estimator = self.estimator(train_batch_size=batch_size)
     input_fn = self._input_fn(input_fn, batch_size)
     if self.strategy is not None and multi_worker_count() > 1:
       # The Estimator trains on several workers only through train_and_evaluate (its
       # estimator.train refuses); every worker trains, an "evaluator" task (if any) evaluates.
       tf.estimator.train_and_evaluate(
-          estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=hooks),
+          estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=hooks,
+                                            saving_listeners=saving_listeners),
           tf.estimator.EvalSpec(input_fn, steps=1))
       return estimator
-    return estimator.train(input_fn, max_steps=max_steps, hooks=hooks)
+    return estimator.train(input_fn, max_steps=max_steps, hooks=hooks,
+                           saving_listeners=saving_listeners)
 
   def evaluate(self, input_fn, steps, batch_size, checkpoint_path=None, name=None):
     estimator = self.estimator(eval_batch_size=batch_size)

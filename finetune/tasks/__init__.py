@@ -11,6 +11,7 @@ from finetune.tasks.clue import AfqmcTask, CmnliTask, IflytekTask, OcnliTask, Tn
 from finetune.tasks.generic import GenericOptions, GenericTask, read_label_file
 from finetune.tasks.glue import ColaTask, MnliTask, MrpcTask, QnliTask, Sst2Task
 from finetune.tasks.scoring import ClassificationScorer, macro_f1
+from mobilebert import cli
 
 TASKS = {task.name: task for task in (
     XnliTask, LcqmcTask, BqTask, ChnSentiCorpTask, ThucnewsTask, WeiboTask, ShoppingTask,
@@ -24,7 +25,7 @@ def create_task(name, data_dir, skip_bad_rows=False, generic_options=None):
   """The task called `name` (case-insensitive) reading from data_dir."""
   key = ALIASES.get(name.lower(), name.lower())
   if key not in TASKS:
-    raise ValueError(f"--task_name={name!r} is not a known task; choose one of {sorted(TASKS)}")
+    raise cli.FlagError(f"--task_name={name!r} is not a known task; choose one of {sorted(TASKS)}")
   if key == GenericTask.name:
     return GenericTask(data_dir, skip_bad_rows, generic_options or GenericOptions())
   return TASKS[key](data_dir, skip_bad_rows)

@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune.tasks.scoring import ClassificationScorer
+from mobilebert import cli
 
 SPLITS = ("train", "dev", "test")
 
@@ -35,7 +36,7 @@ class InputExample(NamedTuple):
   label: Optional[str] = None
 
 
-class DataFileError(ValueError):
+class DataFileError(cli.DataError):
   """A task's data file is missing, unreadable, or not in the expected format."""
 
 

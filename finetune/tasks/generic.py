@@ -13,6 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from finetune.tasks.base import ClassificationTask, DataFileError, InputExample
 from finetune.tasks.formats import DelimitedTask, JsonLinesTask, Layout
+from mobilebert import cli
 
 EXTENSIONS = {"tsv": (".tsv", ".txt"), "jsonl": (".jsonl", ".json")}
 
@@ -53,11 +54,11 @@ class GenericTask(ClassificationTask):
   def __init__(self, data_dir, skip_bad_rows=False, options=GenericOptions()):
     super().__init__(data_dir, skip_bad_rows)
     if options.data_format not in EXTENSIONS:
-      raise ValueError(f"--data_format must be one of {sorted(EXTENSIONS)}, got {options.data_format!r}")
+      raise cli.FlagError(f"--data_format must be one of {sorted(EXTENSIONS)}, got {options.data_format!r}")
     if options.has_header not in ("auto", "true", "false"):
-      raise ValueError(f"--has_header must be auto, true or false, got {options.has_header!r}")
+      raise cli.FlagError(f"--has_header must be auto, true or false, got {options.has_header!r}")
     if not options.text_a_column or not options.label_column:
-      raise ValueError("--text_a_column and --label_column must name a column")
+      raise cli.FlagError("--text_a_column and --label_column must name a column")
     self.options = options
     self.is_pair = bool(options.text_b_column)
     self.split_files = {split: tuple(split + ext for ext in EXTENSIONS[options.data_format])
@@ -76,7 +77,7 @@ class GenericTask(ClassificationTask):
     if self.options.labels:
       labels = [str(label) for label in self.options.labels]
       if len(set(labels)) != len(labels):
-        raise ValueError(f"--labels has duplicates: {labels}")
+        raise cli.FlagError(f"--labels has duplicates: {labels}")
       return labels
     saved = read_label_file(self.options.label_file)
     if saved is not None:
