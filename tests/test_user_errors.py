@@ -272,3 +272,14 @@ def test_strip_checkpoint_missing_input_is_exit_2(tmp_path):
                   f"--output_checkpoint={tmp_path / 'out' / 'x'}"])
   assert_one_line_error(result, "strip_checkpoint", str(tmp_path / "none"))
   assert not (tmp_path / "out").exists()
+
+
+def test_fill_mask_and_export_report_user_errors_with_exit_2(tmp_path):
+  missing = str(tmp_path / "missing.json")
+  fill = _tool(["-m", "mobilebert.fill_mask", f"--bert_config_file={missing}", "--vocab_file=v",
+                "--init_checkpoint=c", "--text=[MASK]", "--top_k=0"])
+  assert_one_line_error(fill, "fill_mask", "--top_k must be at least 1")
+  export = _tool(["-m", "mobilebert.export", "--format=saved_model", f"--bert_config_file={missing}",
+                  "--init_checkpoint=c", f"--output={tmp_path / 'out'}"])
+  assert_one_line_error(export, "export", missing)
+  assert not (tmp_path / "out").exists()
