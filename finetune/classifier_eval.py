@@ -1,7 +1,8 @@
 """Scoring fine-tuned classifier checkpoints: every checkpoint written, whether or not it is kept.
 
 With --do_train --do_eval each checkpoint is scored the moment it is saved (`ScoreEachCheckpoint`, a
-CheckpointSaverListener), before --keep_checkpoint_max can delete it. Checkpoints in --output_dir that
+CheckpointSaverListener), before --keep_checkpoint_max can delete it (CPU and GPU; TPU runs score the
+kept checkpoints after training). Checkpoints in --output_dir that
 this run did not score (--do_eval alone, or those written before a resume) are scored afterwards, and
 eval_history.json keeps the entries of earlier runs on the same eval records whose checkpoints are gone.
 `best` is the best checkpoint of the whole history; `best_kept` the best one still on disk, which is

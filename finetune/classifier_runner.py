@@ -174,15 +174,20 @@ def run(config):
   def score(path):
     return eval_lib.score_checkpoint(runner, task, eval_split, config, split_name, path)
 
-  scorer = eval_lib.ScoreEachCheckpoint(output_dir, score) if scores_checkpoints else None
+  # Each checkpoint is scored as it is written, in the training process. Not on TPU: a second TPU
+  # session opened inside the training one is untested there, so TPU runs score after training.
+  scorer = None
+  if scores_checkpoints and config.do_train and not config.run.use_tpu:
+    scorer = eval_lib.ScoreEachCheckpoint(output_dir, score)
   if config.do_train:
     atomic_io.write_text(label_file, json.dumps({"task": task.name, "labels": task.labels},
                                              ensure_ascii=False) + "\n")
     expected = num_train_steps // max(config.run.save_checkpoints_steps, 1) + 1
-    if not scores_checkpoints and 0 < config.run.keep_checkpoint_max < expected:
+    if scorer is None and 0 < config.run.keep_checkpoint_max < expected:
       logging.warning("about %d checkpoints will be written but --keep_checkpoint_max=%d keeps only "
-                      "the last ones: a later --do_eval can score only those (add --do_eval now to "
-                      "score each as it is written)", expected, config.run.keep_checkpoint_max)
+                      "the last ones, and only those can be scored after training (on CPU/GPU, "
+                      "--do_eval with --do_train scores each as it is written)", expected,
+                      config.run.keep_checkpoint_max)
     logging.info("training %s: %d examples, batch %d, %d steps (%d warm-up)", task.name,
                  train_split.num_examples, config.train_batch_size, num_train_steps, num_warmup_steps)
     input_fn = features_lib.input_fn_builder(train_split.path, config.max_seq_length,
@@ -197,7 +202,7 @@ def run(config):
   if config.do_eval:
     if scores_checkpoints:
       history, best, best_kept = eval_lib.evaluate_checkpoints(score, output_dir, eval_split,
-                                                               scorer.scored)
+                                                               scorer.scored if scorer else ())
       eval_lib.write_eval_results(output_dir, history, best, best_kept)
       logging.info("best %s checkpoint of %d scored: %s (%s %.4f)", split_name, len(history),
                    best["checkpoint"], eval_lib.BEST_METRIC, best[eval_lib.BEST_METRIC])
