@@ -13,9 +13,10 @@ from typing import Optional
 import tensorflow.compat.v1 as tf
 
 from mobilebert import cli
+from mobilebert import layers
 
 NORMALIZATION_TYPES = ("layer_norm", "no_norm")
-ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+ACTIVATIONS = tuple(layers.ACTIVATIONS)  # one table: the config accepts what the model can build
 
 # Keys that Google's Chinese BERT / RoBERTa-wwm-ext configs carry for a pooler design that BERT never
 # built. The original code accepted any key; we accept exactly these and ignore them.

@@ -57,9 +57,11 @@ def gelu(x):
   return x * cdf
 
 
+# The config's `hidden_act` values: the original's get_activation, name for name.
 ACTIVATIONS = {
     "gelu": gelu,
     "relu": tf.nn.relu,
+    "relu6": tf.nn.relu6,  # Google's QAT student: bounded activations quantize to int8 well
     "tanh": tf.tanh,
     "linear": None,
 }

@@ -5,6 +5,10 @@ tests/fixtures/reference). Dimension letters used in comments and docstrings:
   B batch, T sequence (F = "from" positions, the same length), N attention heads, D head size,
   H hidden size, E embedding size, I intra-bottleneck size, W inner width (I with a bottleneck, else H),
   V vocab size.
+
+Dropout (training only) sits where the original puts it: after the embeddings' normalization, on the
+attention probabilities, and then per layer either after `attention/output` and `output` (no
+bottleneck) or once after `output/bottleneck` (bottleneck); never inside the extra FFNs.
 """
 
 import copy
@@ -206,27 +210,37 @@ def transformer_layer(config, layer_input, attention_mask, use_einsum=True, stag
           config, query_key_input, value_input, attention_mask, use_einsum, stages)
     with tf.variable_scope("output"):
       attention_output = dense(context, width, initializer, use_einsum=use_einsum)
-      attention_output = dropout(attention_output, config.hidden_dropout_prob)
+      if not config.use_bottleneck:
+        # With bottlenecks the original drops out once per layer, after the output bottleneck.
+        attention_output = dropout(attention_output, config.hidden_dropout_prob)
       attention_output = normalize(attention_output + residual, config.normalization_type)
   stages["layer_i/attention/output (after norm)"] = attention_output
 
   hidden = attention_output
+  # The original has no dropout in the extra FFNs (ffn_layer_<j>), with or without bottlenecks.
   for index in range(config.num_feedforward_networks - 1):
     with tf.variable_scope(f"ffn_layer_{index}"):
-      hidden = feed_forward(config, hidden, initializer, use_einsum, stages, f"ffn_layer_{index}/")
-  layer_output = feed_forward(config, hidden, initializer, use_einsum, stages, "",
-                              output_bottleneck_to=layer_input if config.use_bottleneck else None)
+      hidden = feed_forward(config, hidden, initializer, use_einsum, stages, f"ffn_layer_{index}/",
+                            dropout_prob=0.0)
+  if config.use_bottleneck:
+    layer_output = feed_forward(config, hidden, initializer, use_einsum, stages, "",
+                                dropout_prob=0.0, output_bottleneck_to=layer_input)
+  else:
+    layer_output = feed_forward(config, hidden, initializer, use_einsum, stages, "",
+                                dropout_prob=config.hidden_dropout_prob)
   return layer_output, attention_map
 
 
-def feed_forward(config, ffn_input, initializer, use_einsum, stages, stage_prefix,
+def feed_forward(config, ffn_input, initializer, use_einsum, stages, stage_prefix, dropout_prob,
                  output_bottleneck_to=None):
   """intermediate (act) -> output dense -> Norm(+input), then optionally the output bottleneck.
 
   Args:
     ffn_input: [B, T, W].
+    dropout_prob: dropout after the `output` dense (0 for none).
     output_bottleneck_to: the layer input [B, T, H]; when given, the result is projected back to H
-      under `output/bottleneck` and normalized with it as the residual.
+      under `output/bottleneck`, dropped out with the config's hidden_dropout_prob and normalized
+      with it as the residual.
   Returns:
     [B, T, W], or [B, T, H] with the output bottleneck.
   """
@@ -238,7 +252,7 @@ def feed_forward(config, ffn_input, initializer, use_einsum, stages, stage_prefi
     stages["layer_i/intermediate (after act)"] = intermediate
   with tf.variable_scope("output"):
     output = dense(intermediate, width, initializer, use_einsum=use_einsum)
-    output = dropout(output, config.hidden_dropout_prob)
+    output = dropout(output, dropout_prob)
     output = normalize(output + ffn_input, config.normalization_type)
     if stage_prefix:
       stages[f"layer_i/{stage_prefix}output (after norm)"] = output

@@ -78,8 +78,8 @@ def format_table(summary):
 
 def config_table(config_dir):
   """Markdown table of every config in `config_dir`: parameters with the MLM head, in millions."""
-  rows = ["| config | layers | hidden | bottleneck | FFNs | backbone | MLM head | total |",
-          "|---|---|---|---|---|---|---|---|"]
+  rows = ["| config | layers | hidden | bottleneck | FFNs | act | backbone | MLM head | total |",
+          "|---|---|---|---|---|---|---|---|---|"]
   for file_name in sorted(tf.io.gfile.listdir(config_dir)):
     if not file_name.endswith(".json"):
       continue
@@ -87,7 +87,8 @@ def config_table(config_dir):
     s = summarize(config)
     bottleneck = config.intra_bottleneck_size if config.use_bottleneck else "-"
     rows.append(f"| {file_name[:-5]} | {config.num_hidden_layers} | {config.hidden_size} | "
-                f"{bottleneck} | {config.num_feedforward_networks} | {s['backbone_params']:,} | "
+                f"{bottleneck} | {config.num_feedforward_networks} | {config.hidden_act} | "
+                f"{s['backbone_params']:,} | "
                 f"{s['mlm_head_params']:,} | {s['total_params']:,} ({s['total_params'] / 1e6:.2f}M) |")
   return "\n".join(rows)
 

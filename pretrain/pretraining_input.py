@@ -12,8 +12,10 @@ from google.protobuf import message
 
 from mobilebert import cli
 
-# name, dtype, length: a flag name (whose value is the length) or a fixed number.
-FeatureField = collections.namedtuple("FeatureField", ["name", "dtype", "length"])
+# name, dtype, length: a flag name (whose value is the length) or a fixed number; needed_by: None for
+# a feature every file must have, else the flag (without --) that needs it; absent, it reads as zeros.
+FeatureField = collections.namedtuple("FeatureField", ["name", "dtype", "length", "needed_by"],
+                                      defaults=(None,))
 
 PRETRAINING_FEATURES = (
     FeatureField("input_ids", "int64", "max_seq_length"),
@@ -22,7 +24,8 @@ PRETRAINING_FEATURES = (
     FeatureField("masked_lm_positions", "int64", "max_predictions_per_seq"),
     FeatureField("masked_lm_ids", "int64", "max_predictions_per_seq"),
     FeatureField("masked_lm_weights", "float32", "max_predictions_per_seq"),
-    FeatureField("next_sentence_labels", "int64", 1),
+    # Optional, as in the Chinese release's reader: data made for MLM only may leave it out.
+    FeatureField("next_sentence_labels", "int64", 1, needed_by="nsp"),
 )
 
 _TF_DTYPES = {"int64": tf.int64, "float32": tf.float32}
@@ -39,11 +42,13 @@ def feature_length(field, max_seq_length, max_predictions_per_seq):
 
 
 def feature_spec(max_seq_length, max_predictions_per_seq):
-  """name -> tf.io.FixedLenFeature for tf.io.parse_example."""
-  return collections.OrderedDict(
-      (f.name, tf.io.FixedLenFeature([feature_length(f, max_seq_length, max_predictions_per_seq)],
-                                     _TF_DTYPES[f.dtype]))
-      for f in PRETRAINING_FEATURES)
+  """name -> tf.io.FixedLenFeature for tf.io.parse_example (zeros for an absent optional feature)."""
+  spec = collections.OrderedDict()
+  for f in PRETRAINING_FEATURES:
+    length = feature_length(f, max_seq_length, max_predictions_per_seq)
+    default = [0] * length if f.needed_by else None
+    spec[f.name] = tf.io.FixedLenFeature([length], _TF_DTYPES[f.dtype], default_value=default)
+  return spec
 
 
 def decode_batch(serialized, max_seq_length, max_predictions_per_seq):
@@ -96,9 +101,11 @@ def input_fn_builder(input_files, max_seq_length, max_predictions_per_seq, is_tr
   return input_fn
 
 
-def check_feature_lengths(input_files, max_seq_length, max_predictions_per_seq):
+def check_feature_lengths(input_files, max_seq_length, max_predictions_per_seq, nsp=False):
   """Reads the first record of every file and raises PretrainingDataError, naming the flag, if a
-  feature is missing, of the wrong type, or of a length other than the flags say."""
+  feature is missing (next_sentence_labels only with `nsp`), of the wrong type, or of a length other
+  than the flags say."""
+  enabled = {"nsp": nsp}
   if not input_files:
     raise PretrainingDataError("--input_file: no pretraining data files")
   for path in input_files:
@@ -107,6 +114,12 @@ def check_feature_lengths(input_files, max_seq_length, max_predictions_per_seq):
     for field in PRETRAINING_FEATURES:
       expected = feature_length(field, max_seq_length, max_predictions_per_seq)
       if field.name not in features:
+        if field.needed_by and not enabled[field.needed_by]:
+          continue
+        if field.needed_by:
+          raise PretrainingDataError(
+              f"{path}: no feature '{field.name}', which --{field.needed_by} needs: the data was "
+              f"made without it; drop --{field.needed_by} or use data that has it")
         raise PretrainingDataError(f"{path}: no feature '{field.name}'; not a pretraining data file?")
       kind = features[field.name].WhichOneof("kind")
       if kind != _PROTO_KINDS[field.dtype]:

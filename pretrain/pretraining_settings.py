@@ -211,7 +211,8 @@ class PretrainingSettings:
       checks.append(("eval_input_file", self.eval_input_files, self.max_seq_length))
     for flag, files, length in checks:
       try:
-        pretraining_input.check_feature_lengths(files, length, self.max_predictions_per_seq)
+        pretraining_input.check_feature_lengths(files, length, self.max_predictions_per_seq,
+                                                nsp=self.nsp)
       except pretraining_input.PretrainingDataError as e:
         message = str(e)
         if flag == "first_input_file":  # the reader names the length max_seq_length

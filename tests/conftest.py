@@ -14,6 +14,10 @@ CONFIG_DIR = ROOT / "config"
 SHARED = ROOT.parent / "shared"
 
 RELEASED_CONFIGS = sorted(p.stem for p in (REFERENCE / "configs").glob("*.json"))
+# Google's quantization-aware-training config (not in the Chinese release the pack was made from):
+# the F-4_OPT student with relu6, so it must build exactly as that student's manifest says.
+QAT_CONFIG = "uncased_L-24_H-128_B-512_A-4_F-4_OPT_QAT"
+QAT_STUDENT = "uncased_L-24_H-128_B-512_A-4_F-4_OPT"
 GOLDENS = ("tiny_student_f2", "tiny_student_f4", "tiny_student_en", "tiny_teacher_bert",
            "tiny_teacher_ibbert")
 

@@ -125,3 +125,23 @@ def golden_with_classifier(name, out_prefix, num_labels=3, seed=0, nsp=False):
   values[scope + "output_bias"] = rng.normal(0, 0.1, num_labels).astype(np.float32)
   strip_checkpoint.write_checkpoint(out_prefix, values)
   return config, out_prefix
+
+
+
+def golden_relu6(name, out_prefix, scale=4.0):
+  """The golden's config with `hidden_act` relu6 (as Google's QAT student) and a checkpoint in which
+  relu6 clips: each FFN's intermediate dense is multiplied by `scale` and its output kernel divided by
+  it (and the MLM transform, before its LayerNorm, multiplied). Under relu the model computes what
+  the golden does (relu(s*x)/s = relu(x)); under relu6 every activation above 6/scale of the golden's
+  (which peak near 3.5) is clipped."""
+  from mobilebert import strip_checkpoint  # pylint: disable=g-import-not-at-top
+  config, _, checkpoint, npz = golden(name)
+  values = checkpoint_lib.read_checkpoint_float32(checkpoint)
+  for key in list(values):
+    if "intermediate/dense/" in key or key.startswith("cls/predictions/transform/dense/"):
+      values[key] = values[key] * np.float32(scale)
+    if key.endswith("intermediate/dense/kernel"):
+      output_kernel = key.replace("intermediate/dense/kernel", "output/dense/kernel")
+      values[output_kernel] = values[output_kernel] / np.float32(scale)
+  strip_checkpoint.write_checkpoint(out_prefix, values)
+  return config.copy(hidden_act="relu6"), out_prefix, npz

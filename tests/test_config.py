@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mobilebert.config import IGNORED_LEGACY_KEYS, BertConfig, ConfigError
-from conftest import CONFIG_DIR, REFERENCE, RELEASED_CONFIGS
+from conftest import CONFIG_DIR, QAT_CONFIG, QAT_STUDENT, REFERENCE, RELEASED_CONFIGS
 
 
 @pytest.mark.parametrize("name", RELEASED_CONFIGS)
@@ -20,6 +20,16 @@ def test_config_dir_holds_the_released_files_byte_for_byte():
   for name in RELEASED_CONFIGS:
     assert (CONFIG_DIR / f"{name}.json").read_bytes() == \
         (REFERENCE / "configs" / f"{name}.json").read_bytes()
+
+
+def test_qat_config_is_the_f4_opt_student_with_relu6():
+  """Google's uncased_L-24_H-128_B-512_A-4_F-4_OPT_QAT.json: the same file but `"hidden_act": "relu6"`."""
+  qat = (CONFIG_DIR / f"{QAT_CONFIG}.json").read_text()
+  f4_opt = (REFERENCE / "configs" / f"{QAT_STUDENT}.json").read_text()
+  assert qat == f4_opt.replace('"hidden_act": "relu",', '"hidden_act": "relu6",') != f4_opt
+  config = BertConfig.from_json_file(str(CONFIG_DIR / f"{QAT_CONFIG}.json"))
+  assert config.to_dict() == BertConfig.from_json_file(
+      str(REFERENCE / "configs" / f"{QAT_STUDENT}.json")).copy(hidden_act="relu6").to_dict()
 
 
 def test_absent_keys_take_the_original_defaults():

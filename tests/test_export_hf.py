@@ -11,6 +11,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from mobilebert import heads
+from mobilebert import layers
 from mobilebert import modeling
 from mobilebert.export import graph
 from mobilebert.export import hf
@@ -92,6 +93,30 @@ def test_config_sets_every_field_explicitly(tmp_path, vocab_file):
   assert hf_config["true_hidden_size"] == 32 and hf_config["model_type"] == "mobilebert"
   teacher = hf_mapping.hf_config(export_helpers.golden("tiny_teacher_bert")[0], "pretraining")
   assert teacher["model_type"] == "bert" and teacher["hidden_act"] == "gelu_new"
+
+
+def test_relu6_student_matches_in_transformers(tmp_path, vocab_file):
+  """The QAT student's relu6, with weights scaled so it clips: transformers must clip the same way."""
+  config, checkpoint, npz = export_helpers.golden_relu6("tiny_student_f4", str(tmp_path / "r6.ckpt"))
+  out = str(tmp_path / "hf")
+  result = hf.export_hf(config, checkpoint, vocab_file, out)  # raises if transformers disagrees
+  assert json.load(open(os.path.join(out, "config.json")))["hidden_act"] == "relu6"
+  assert result.checks and all(c.value <= ATOL for c in result.checks if c.metric == "max_abs")
+  got = hf.run_hf(hf.load_hf(out)[0], npz)["sequence_output"]
+  want = {}
+  for act in ("relu6", "relu"):
+    model = graph.TFModel(config.copy(hidden_act=act), checkpoint)
+    want[act] = model.run(*(npz[n] for n in graph.INPUT_NAMES))["sequence_output"]
+    model.close()
+  np.testing.assert_allclose(got, want["relu6"], atol=ATOL, rtol=0)
+  assert np.abs(got - want["relu"]).max() > 0.5  # relu in transformers would not pass
+
+
+def test_every_activation_has_a_transformers_name():
+  assert set(hf_mapping.HF_ACTIVATIONS) == set(layers.ACTIVATIONS)
+  config = export_helpers.golden("tiny_student_f4")[0]
+  config.hidden_act = "swish"  # past validation, as a future table entry without a mapping would be
+  assert "hidden_act 'swish'" in hf_mapping.unsupported_reason(config)
 
 
 def test_ib_bert_layout_is_refused(tmp_path, vocab_file):

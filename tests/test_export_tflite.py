@@ -42,6 +42,21 @@ def test_float32_round_trip_matches_golden(tmp_path, name):
   assert info["variant"] == "float32" and info["seq_length"] == 16 and info["size_bytes"] == result.size
 
 
+def test_relu6_student_round_trip(tmp_path):
+  """The QAT student's relu6 (TFLite's builtin RELU6), on a golden rescaled so that it clips."""
+  config, checkpoint, npz = export_helpers.golden_relu6("tiny_student_f4", str(tmp_path / "r6.ckpt"))
+  path = str(tmp_path / "relu6.tflite")
+  result = tflite.export_tflite(config, checkpoint, path, "float32", seq_length=16)
+  assert result.checks and all(c.value <= 1e-5 for c in result.checks)
+  got = tflite_eval.TFLiteRunner(path).run(npz)["sequence_output"]
+  reference = graph.TFModel(config, checkpoint)
+  want = reference.run(*(npz[n] for n in graph.INPUT_NAMES))["sequence_output"]
+  reference.close()
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+  # The rescaled golden under relu gives the golden's numbers: relu6 really clipped here.
+  assert np.abs(got - npz["sequence_output"]).max() > 0.5
+
+
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8"])
 def test_variants_score_like_float(classifier, tmp_path, variant):
   path = str(tmp_path / f"{variant}.tflite")

@@ -8,7 +8,8 @@ import tensorflow.compat.v1 as tf
 
 from mobilebert import heads, modeling
 from mobilebert.config import BertConfig
-from conftest import CONFIG_DIR, GOLDENS, REFERENCE, RELEASED_CONFIGS
+import export_helpers
+from conftest import CONFIG_DIR, GOLDENS, QAT_CONFIG, QAT_STUDENT, REFERENCE, RELEASED_CONFIGS
 
 STAGE_SHAPES = json.loads((REFERENCE / "shapes" / "stage_shapes.json").read_text())["configs"]
 RELEASE_TOTALS = {"student_base_f2": 26_260_424, "student_base_f4": 32_232_584,
@@ -27,10 +28,11 @@ def _build(config, batch, seq, positions, use_einsum=True, ids=None, mask=None, 
   return model, logits
 
 
-@pytest.mark.parametrize("name", RELEASED_CONFIGS)
-def test_variables_totals_and_stage_shapes_match_the_original(name):
-  manifest = json.loads((REFERENCE / "manifests" / f"{name}.json").read_text())
-  expected_shapes = STAGE_SHAPES[name]
+@pytest.mark.parametrize("name, original", [(n, n) for n in RELEASED_CONFIGS] + [
+    (QAT_CONFIG, QAT_STUDENT)])
+def test_variables_totals_and_stage_shapes_match_the_original(name, original):
+  manifest = json.loads((REFERENCE / "manifests" / f"{original}.json").read_text())
+  expected_shapes = STAGE_SHAPES[original]
   config = BertConfig.from_json_file(str(CONFIG_DIR / f"{name}.json"))
   with tf.Graph().as_default():
     model, logits = _build(config, expected_shapes["batch"], expected_shapes["seq"],
@@ -45,8 +47,8 @@ def test_variables_totals_and_stage_shapes_match_the_original(name):
     assert total("bert/pooler/") == manifest["pooler_params"]
     assert total("cls/predictions/") == manifest["mlm_head_params"]
     assert total("") == manifest["total_with_mlm_head"]
-    if name in RELEASE_TOTALS:
-      assert total("") == RELEASE_TOTALS[name]
+    if original in RELEASE_TOTALS:
+      assert total("") == RELEASE_TOTALS[original]
 
     stages = dict(model.stages)
     stages["embedding_table"] = model.get_embedding_table()
@@ -144,6 +146,26 @@ def test_sequence_longer_than_position_table_is_rejected():
   with tf.Graph().as_default():
     with pytest.raises(ValueError, match="max_position_embeddings"):
       modeling.BertModel(config, False, tf.zeros([1, config.max_position_embeddings + 1], tf.int32))
+
+
+def test_relu6_clips_the_ffn_activations_where_relu_does_not(tmp_path):
+  """The QAT student's activation, on a golden rescaled so that relu gives the golden's numbers and
+  some FFN activations pass 6: relu6 stops at 6 and changes the output."""
+  config, checkpoint, golden = export_helpers.golden_relu6("tiny_student_f4", str(tmp_path / "r6"))
+  peaks, outputs = {}, {}
+  for act in ("relu", "relu6"):
+    with tf.Graph().as_default():
+      model = modeling.BertModel(config.copy(hidden_act=act), False,
+                                 tf.constant(golden["input_ids"]), tf.constant(golden["input_mask"]),
+                                 tf.constant(golden["segment_ids"]))
+      with tf.Session() as session:
+        tf.train.Saver().restore(session, checkpoint)
+        intermediate, outputs[act] = session.run(
+            [model.stages["layer_i/intermediate (after act)"], model.get_sequence_output()])
+        peaks[act] = intermediate.max()
+  assert peaks["relu"] > 6.5 and peaks["relu6"] == 6.0
+  np.testing.assert_allclose(outputs["relu"], golden["sequence_output"], atol=1e-5, rtol=0)
+  assert np.abs(outputs["relu6"] - golden["sequence_output"]).max() > 0.5
 
 
 def test_dropout_is_active_only_in_training():

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 
 import numpy as np
@@ -19,6 +20,7 @@ from pretrain import example_encoder
 from pretrain import prepare_peoples_daily as prepare
 from pretrain import pretraining_input
 from pretrain.data_config import DataConfig
+from pretraining_testlib import random_instances, write_tfrecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "pretraining_data" / "199801_head.txt"
@@ -220,6 +222,23 @@ def test_reader_parses_files_made_like_the_original_tool(tmp_path):
   np.testing.assert_array_equal(batch["masked_lm_weights"][2], v["masked_lm_weights"])
   with pytest.raises(ValueError, match="does not fit"):
     encoder.encode(list(range(SEQ + 1)), [0] * (SEQ + 1), [1], [5], False)
+
+
+def test_reader_accepts_data_without_next_sentence_labels_unless_nsp(tmp_path):
+  """The Chinese release's reader takes MLM-only data that leaves out next_sentence_labels."""
+  instances = random_instances(4, SEQ, PRED, nsp=True)
+  for instance in instances:
+    del instance["next_sentence_labels"]
+  path = write_tfrecord(tmp_path / "no_nsp.tfrecord", instances)
+  pretraining_input.check_feature_lengths([path], SEQ, PRED)
+  for is_training in (False, True):
+    batch, _ = run_reader([path], is_training)
+    assert batch["next_sentence_labels"].shape == (4, 1) and not batch["next_sentence_labels"].any()
+  batch, _ = run_reader([path], False)
+  np.testing.assert_array_equal(batch["input_ids"], [i["input_ids"] for i in instances])
+  with pytest.raises(pretraining_input.PretrainingDataError,
+                     match=rf"^{re.escape(path)}: no feature 'next_sentence_labels', which --nsp needs"):
+    pretraining_input.check_feature_lengths([path], SEQ, PRED, nsp=True)
 
 
 def test_contiguous_mode_has_one_segment_and_no_next_sentence_task(text_file, tmp_path, vocab):

@@ -1,6 +1,7 @@
 """Contradictory flag combinations fail before any graph is built, naming the flag."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -25,6 +26,9 @@ def fixture_data(tmp_path_factory):
       "len32": write_tfrecord(directory / "len32.tfrecord", random_instances(4, 32, 4)),
       "len16": write_tfrecord(directory / "len16.tfrecord", random_instances(4, 16, 4)),
       "nsp": write_tfrecord(directory / "nsp.tfrecord", random_instances(8, 32, 4, nsp=True)),
+      "no_nsp": write_tfrecord(directory / "no_nsp.tfrecord", [
+          {k: v for k, v in i.items() if k != "next_sentence_labels"}
+          for i in random_instances(4, 32, 4)]),
       "teacher3": str(directory / "teacher3.json"),
   }
 
@@ -96,6 +100,19 @@ def test_data_that_does_not_match_the_flags(data, extra, message):
   extra = [e.format(**data) for e in extra]
   with pytest.raises(PretrainingFlagError, match=message):
     settings_for(_base(data, *extra))
+
+
+@pytest.mark.parametrize("flag", ["input_file", "first_input_file"])
+def test_data_without_next_sentence_labels_reads_unless_nsp(data, flag):
+  extra = ["--first_num_train_steps=2", f"--first_input_file={data['len32']}",
+           "--first_max_seq_length=32"]
+  argv = _base(data, *extra)
+  argv[argv.index(f"--{flag}={data['len32']}")] = f"--{flag}={data['no_nsp']}"
+  assert not settings_for(argv).nsp
+  with pytest.raises(PretrainingFlagError, match=(
+      rf"^--{flag}: {re.escape(data['no_nsp'])}: no feature 'next_sentence_labels', which --nsp "
+      "needs")):
+    settings_for(argv + ["--nsp"])
 
 
 def test_nsp_is_accepted_on_data_with_labels(data):

@@ -10,7 +10,7 @@ import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint, heads, modeling, summary
 from mobilebert.config import BertConfig
-from conftest import CONFIG_DIR, REFERENCE, ROOT
+from conftest import CONFIG_DIR, QAT_CONFIG, QAT_STUDENT, REFERENCE, ROOT
 
 
 def test_summary_json_cli_matches_the_manifest():
@@ -36,6 +36,20 @@ def test_summary_table_and_bad_config_exit_code(tmp_path):
   result = subprocess.run([sys.executable, "-m", "mobilebert.summary", f"--bert_config_file={bad}"],
                           capture_output=True, text=True, cwd=ROOT)
   assert result.returncode == 2 and "hidden_sise" in result.stderr and str(bad) in result.stderr
+
+
+def test_model_table_shows_the_qat_student_with_relu6_and_the_f4_opt_totals(tmp_path):
+  for name in (QAT_CONFIG, QAT_STUDENT):
+    (tmp_path / f"{name}.json").write_bytes((CONFIG_DIR / f"{name}.json").read_bytes())
+  header, _, *rows = summary.config_table(str(tmp_path)).splitlines()
+  cells = {row.split(" | ")[0][2:]: row.split(" | ")[1:] for row in rows}
+  columns = header.split(" | ")[1:]
+  qat, f4_opt = cells[QAT_CONFIG], cells[QAT_STUDENT]
+  assert qat[columns.index("act")] == "relu6" and f4_opt[columns.index("act")] == "relu"
+  manifest = json.loads((REFERENCE / "manifests" / f"{QAT_STUDENT}.json").read_text())
+  assert qat[columns.index("total |")].startswith(f"{manifest['total_with_mlm_head']:,} ")
+  assert [c for i, c in enumerate(qat) if i != columns.index("act")] == \
+      [c for i, c in enumerate(f4_opt) if i != columns.index("act")]
 
 
 RELEASE_LIKE = str(REFERENCE / "release_like" / "mobilebert.ckpt")

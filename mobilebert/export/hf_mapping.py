@@ -24,7 +24,9 @@ import numpy as np
 from mobilebert import checkpoint as checkpoint_lib
 from mobilebert.export.graph import ExportError
 
-HF_ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
+# transformers' ACT2FN names of the config's `hidden_act` values (relu6: Google's QAT student).
+HF_ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu", "relu6": "relu6", "tanh": "tanh",
+                  "linear": "linear"}
 HEADS = ("sequence_classification", "pretraining", "masked_lm", "base")
 ARCHITECTURES = {
     ("mobilebert", "sequence_classification"): "MobileBertForSequenceClassification",
@@ -56,6 +58,9 @@ def unsupported_reason(config):
   feeds them the hidden_size-wide layer input (IB-BERT teachers: H 512, I 1024), so unless the two
   sizes are equal transformers' MobileBERT cannot hold the weights.
   """
+  if config.hidden_act not in HF_ACTIVATIONS:
+    return (f"no transformers activation is known to equal hidden_act {config.hidden_act!r} "
+            f"(mapped: {sorted(HF_ACTIVATIONS)})")
   if (config.use_bottleneck and not config.use_bottleneck_attention and
       not config.key_query_shared_bottleneck and config.intra_bottleneck_size != config.hidden_size):
     return (f"transformers' MobileBERT cannot represent this config: with use_bottleneck and neither "
