@@ -30,6 +30,20 @@ def get_shape_list(tensor, expected_rank=None, name=None):
   return [dynamic[i] if d is None else d for i, d in enumerate(shape)]
 
 
+def reshape(tensor, shape):
+  """tf.reshape to a get_shape_list-style `shape`, its one dynamic dimension (if one) given as -1.
+
+  An exported serving graph has a dynamic batch; spelling it -1 keeps the target shape constant, so the
+  TFLite model carries no Shape/StridedSlice/Pack chain per reshape (those ops are not delegated and
+  cut the XNNPACK partitions into ~100 pieces on base-f2; issue 15).
+  """
+  dynamic = [i for i, d in enumerate(shape) if not isinstance(d, int)]
+  if len(dynamic) == 1 and -1 not in shape[:dynamic[0]] + shape[dynamic[0] + 1:]:
+    shape = list(shape)
+    shape[dynamic[0]] = -1
+  return tf.reshape(tensor, shape)
+
+
 def assert_rank(tensor, expected_rank, name=None):
   """Raises ValueError at graph-build time if `tensor` does not have one of the expected ranks."""
   expected = {expected_rank} if isinstance(expected_rank, int) else set(expected_rank)
@@ -131,7 +145,7 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
     else:
       shape = get_shape_list(input_tensor)
       flat = tf.reshape(input_tensor, [-1, input_width])
-      output = tf.reshape(tf.matmul(flat, kernel), shape[:-1] + [output_size])
+      output = reshape(tf.matmul(flat, kernel), shape[:-1] + [output_size])
     output = tf.nn.bias_add(output, bias)
     if activation is not None:
       output = activation(output)
@@ -161,7 +175,7 @@ def embedding_lookup(table, ids, use_one_hot_embeddings=False):
     flat_ids = tf.reshape(ids, [-1])
     one_hot = tf.one_hot(flat_ids, depth=vocab_size, dtype=table.dtype)
     flat = tf.matmul(one_hot, table)
-    return tf.reshape(flat, get_shape_list(ids) + [table.shape[-1]])
+    return reshape(flat, get_shape_list(ids) + [table.shape[-1]])
   return tf.nn.embedding_lookup(table, ids)
 
 

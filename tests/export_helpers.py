@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from mobilebert.config import BertConfig
@@ -18,6 +19,20 @@ GOLDEN = os.path.join(REFERENCE, "golden")
 SEQ_LENGTH = 32
 KEYWORDS = (range(5, 21), range(21, 37))  # label 0, label 1
 FILLER = (40, 512)
+
+
+def _litert_importable():
+  try:
+    import ai_edge_litert.interpreter  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return False
+  return True
+
+
+# Both TFLite runtimes for tests to parametrize over; LiteRT's side skips where it is not installed.
+RUNTIMES = [pytest.param("litert", marks=pytest.mark.skipif(not _litert_importable(),
+                                                            reason="ai-edge-litert not installed")),
+            "tensorflow"]
 
 TinyClassifier = collections.namedtuple(
     "TinyClassifier", ["config", "config_file", "checkpoint", "train_records", "eval_records",
