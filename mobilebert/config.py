@@ -13,7 +13,7 @@ from typing import Optional
 import tensorflow.compat.v1 as tf
 
 NORMALIZATION_TYPES = ("layer_norm", "no_norm")
-ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+ACTIVATIONS = ("gelu", "relu", "relu6", "tanh", "linear")
 
 # Keys that Google's Chinese BERT / RoBERTa-wwm-ext configs carry for a pooler design that BERT never
 # built. The original code accepted any key; we accept exactly these and ignore them.

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import quantization
+
 LAYER_NORM_EPSILON = 1e-12
 
 
@@ -74,6 +76,7 @@ def gelu(x):
 ACTIVATIONS = {
     "gelu": gelu,
     "relu": tf.nn.relu,
+    "relu6": tf.nn.relu6,  # Google's QAT config: a bounded range quantizes well
     "tanh": tf.tanh,
     "linear": None,
 }
@@ -135,7 +138,7 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
   with tf.variable_scope(name):
     kernel = tf.get_variable("kernel", [input_width, output_size], initializer=initializer)
     bias = tf.get_variable("bias", [output_size], initializer=tf.zeros_initializer())
-    kernel = tf.cast(kernel, input_tensor.dtype)
+    kernel = tf.cast(quantization.weights(kernel), input_tensor.dtype)
     bias = tf.cast(bias, input_tensor.dtype)
     rank = input_tensor.shape.ndims
     if rank == 2:
@@ -149,7 +152,7 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
     output = tf.nn.bias_add(output, bias)
     if activation is not None:
       output = activation(output)
-    return output
+    return quantization.activations(output)  # identity unless fake-quantized training or export
 
 
 def gather_indexes(sequence_tensor, positions):
