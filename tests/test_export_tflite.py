@@ -3,6 +3,7 @@ interpreter (the accuracy cost of quantization as a measured number), and bad in
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -94,11 +95,15 @@ def test_full_int8_command_line_and_accuracy(classifier, tmp_path):
       [sys.executable, "-m", "mobilebert.export", "--format=tflite",
        f"--bert_config_file={classifier.config_file}", f"--init_checkpoint={classifier.checkpoint}",
        f"--output={path}", "--tflite_variant=full_int8", f"--max_seq_length={export_helpers.SEQ_LENGTH}",
-       f"--representative_tfrecords={classifier.train_records}", "--num_calibration_examples=64"],
+       f"--representative_tfrecords={classifier.train_records}", "--num_calibration_examples=64",
+       "--op_report"],
       capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "wrote TFLite full_int8" in done.stdout
   assert "verified against the TensorFlow graph" in done.stdout
+  # --op_report: the op table, int8 matmuls included.
+  assert re.search(r"^\| FULLY_CONNECTED \| int8,int8,int32 \| \d+ \| \d+ \| \d+ \|$", done.stdout,
+                   re.M), done.stdout
   info = json.load(open(path + ".json"))
   assert info["calibration"]["examples"] == 64
   # Much smaller than float32: int8 weights.
