@@ -51,10 +51,6 @@ def fake_quantization(is_training, enabled=True):
     _active.pop()
 
 
-def is_active():
-  return bool(_active)
-
-
 def _range_variables(initial_min, initial_max):
   def variable(name, value):
     return tf.get_variable(name, initializer=tf.constant(value, tf.float32), trainable=False)
