@@ -6,6 +6,7 @@ between the two and the medians are reported.
 
   python bench/bench_model.py [--config config/student_base_f2.json] [--seq 128] [--rounds 5]
   python bench/bench_model.py --tflite     # also batch-1 inference of our float32 / int8 TFLite exports
+                                           # (on LiteRT when installed; --tflite_runtime=tensorflow)
   python bench/bench_model.py --memory     # peak RSS of a fine-tuning run, each framework alone
 
 Prints a markdown table with the machine and versions, per-step times, throughput, the ratio
@@ -75,7 +76,7 @@ class Classifier:
 class TFLite:
   """Our TFLite export (float32 or dynamic-range int8) of a freshly initialized encoder, batch 1."""
 
-  def __init__(self, config_file, seq, variant, threads=None):
+  def __init__(self, config_file, seq, variant, threads=None, runtime=None):
     import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
     from mobilebert import modeling  # pylint: disable=g-import-not-at-top
     from mobilebert.config import BertConfig  # pylint: disable=g-import-not-at-top
@@ -92,12 +93,13 @@ class TFLite:
         tf.train.Saver().save(session, prefix)
     path = os.path.join(work_dir, f"model.{variant}.tflite")
     tflite.export_tflite(config, prefix, path, variant, seq_length=seq, overwrite=True)
-    self.runner = tflite_eval.TFLiteRunner(path, num_threads=threads or os.cpu_count())
+    self.runner = tflite_eval.TFLiteRunner(path, num_threads=threads or os.cpu_count(),
+                                           runtime=runtime)
     ids, mask, _ = compare.batch_of(config.vocab_size, 1, seq)
     self.features = {"input_ids": ids, "input_mask": mask, "segment_ids": 0 * ids}
     self.info = {"flops_per_step": compare.forward_flops_per_sequence(
                      config, seq, compare.graph_variables(graph)),
-                 "size_bytes": os.path.getsize(path)}
+                 "size_bytes": os.path.getsize(path), "runtime": self.runner.runtime}
 
   def step(self):
     self.runner.run(self.features, batch_size=1)
@@ -127,11 +129,13 @@ def run_speed(args):
       _, peer = classifier_sides(args, 1, False)
       for variant in args.tflite_variants.split(","):
         ours = compare.Side("bench_model:TFLite", dict(config_file=args.config, seq=args.seq,
-                                                       variant=variant, threads=args.threads))
+                                                       variant=variant, threads=args.threads,
+                                                       runtime=args.tflite_runtime))
         result = compare.run_case(workers, f"inference, batch 1, TFLite {variant}", ours, peer, 1,
                                   args.steps or TFLITE_STEPS, args.rounds)
         size = result.info["size_bytes"] / 2 ** 20
-        results.append(result._replace(case=f"{result.case} ({size:.1f} MB)"))
+        results.append(result._replace(
+            case=f"{result.case} ({size:.1f} MB, {result.info['runtime']})"))
   print(compare.report(
       f"config {os.path.basename(args.config)}, sequence length {args.seq}, float32, "
       f"{'XLA' if args.xla else 'no XLA'}, {args.threads or 'all'} thread(s); peer: transformers "
@@ -169,6 +173,9 @@ def main(argv=None):
                       help="also time batch-1 inference of our float32 and int8 TFLite exports")
   parser.add_argument("--tflite_variants", default=",".join(TFLITE_VARIANTS),
                       help="comma-separated export variants timed with --tflite")
+  parser.add_argument("--tflite_runtime", choices=("litert", "tensorflow"), default=None,
+                      help="interpreter of --tflite (default: LiteRT when installed, else the one "
+                      "bundled with TensorFlow)")
   parser.add_argument("--threads", type=int, default=None,
                       help="threads of each side (TensorFlow intra/inter-op, TFLite, torch); "
                       "default: all cores")

@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional
 import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint as checkpoint_lib
-from mobilebert import modeling, optimization
+from mobilebert import modeling, optimization, quantization
 from mobilebert.config import BertConfig
 
 # Static loss scale for float16 training: keeps small gradients representable; BERT-sized gradients
@@ -44,6 +44,7 @@ class ClassifierModelSettings:
   use_einsum: bool = True
   compute_type: tf.DType = tf.float32
   classifier_dropout: float = 0.1  # the original's fixed keep_prob 0.9
+  use_quantized_training: bool = False  # fake-quantized dense layers in every mode
 
 
 def classifier_head(pooled_output, labels, num_labels, is_training, dropout_prob=0.1,
@@ -74,11 +75,12 @@ def create_model(settings, is_training, input_ids, input_mask, segment_ids, labe
     input_ids, input_mask, segment_ids: int32 [B, T].
     labels: int32 [B] or None.
   """
-  model = modeling.BertModel(
-      config=settings.bert_config, is_training=is_training, input_ids=input_ids,
-      input_mask=input_mask, token_type_ids=segment_ids,
-      use_one_hot_embeddings=settings.use_one_hot_embeddings, use_einsum=settings.use_einsum,
-      compute_type=settings.compute_type)
+  with quantization.fake_quantization(is_training, enabled=settings.use_quantized_training):
+    model = modeling.BertModel(
+        config=settings.bert_config, is_training=is_training, input_ids=input_ids,
+        input_mask=input_mask, token_type_ids=segment_ids,
+        use_one_hot_embeddings=settings.use_one_hot_embeddings, use_einsum=settings.use_einsum,
+        compute_type=settings.compute_type)
   # The students have no pooler (classifier_activation false): this is the first token's vector.
   return classifier_head(model.get_pooled_output(), labels, settings.num_labels, is_training,
                          settings.classifier_dropout, settings.bert_config.initializer_range)

@@ -60,6 +60,8 @@ class ClassifierRunConfig:
   log_every_n_steps: int = 100
   lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
   use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
+  activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
+  use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
   generic: GenericOptions = GenericOptions()
 
   def validate(self):
@@ -78,6 +80,12 @@ class ClassifierRunConfig:
                           "--do_eval")
     if not 0 <= self.warmup_proportion < 1:
       raise cli.FlagError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
+    if self.activation_quantization and not self.use_post_quantization:
+      raise cli.FlagError("--activation_quantization selects the numerics of the "
+                          "--use_post_quantization export: add --use_post_quantization")
+    if self.use_quantized_training and self.run.precision != "float32":
+      raise cli.FlagError(f"--use_quantized_training fake-quantizes a float32 graph: drop "
+                          f"--precision={self.run.precision}")
 
 
 class RunReport(NamedTuple):
@@ -168,7 +176,7 @@ def run(config):
       num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
       weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,
       use_one_hot_embeddings=config.run.use_tpu, use_einsum=config.use_einsum,
-      compute_type=config.run.compute_dtype)
+      compute_type=config.run.compute_dtype, use_quantized_training=config.use_quantized_training)
   runner = Runner(config.run, model_fn_builder(settings))
 
   def score(path):
@@ -209,8 +217,9 @@ def run(config):
     if config.lite_model_path or config.use_post_quantization:
       lite_path = config.lite_model_path or os.path.join(output_dir, classifier_tflite.DEFAULT_MODEL_NAME)
       if config.use_post_quantization:
+        calibration = featurize("train").path if config.activation_quantization else None
         classifier_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path,
-                                   config.max_seq_length)
+                                   config.max_seq_length, calibration)
       lite_results = classifier_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
       path = classifier_tflite.write_results(output_dir, lite_path, lite_results, best_kept)
       logging.info("TFLite %s %s: %s (written to %s)", lite_path, split_name, lite_results, path)

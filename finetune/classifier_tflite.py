@@ -2,7 +2,7 @@
 --use_post_quantization, so the accuracy cost of quantization is a measured number.
 
 With --use_post_quantization the checkpoint that --do_eval found best (else the latest) is exported
-to a dynamic-range int8 TFLite model at --lite_model_path (default <output_dir>/model.int8.tflite);
+to a dynamic-range int8 (with --activation_quantization: full-integer int8) TFLite model at --lite_model_path (default <output_dir>/model.int8.tflite);
 with --lite_model_path alone an existing .tflite file is scored. Results go to
 eval_results_tflite.txt next to eval_results.txt, with the float checkpoint's accuracy beside it.
 """
@@ -20,11 +20,15 @@ RESULTS_FILE = "eval_results_tflite.txt"
 DEFAULT_MODEL_NAME = "model.int8.tflite"
 
 
-def quantize(bert_config, checkpoint, output_path, max_seq_length):
-  """Exports `checkpoint` to dynamic-range int8 TFLite (verified against the TF graph)."""
-  result = tflite.export_tflite(bert_config, checkpoint, output_path, "dynamic_int8",
-                                seq_length=max_seq_length, overwrite=True)
-  logging.info("wrote %s (%d bytes) from %s", output_path, result.size, checkpoint)
+def quantize(bert_config, checkpoint, output_path, max_seq_length, calibration_records=None):
+  """Exports `checkpoint` to int8 TFLite (verified against the TF graph): dynamic-range, or
+  full-integer calibrated on `calibration_records` (--activation_quantization; a fake-quantized
+  checkpoint brings its learned ranges, see tflite.py)."""
+  variant = "full_int8" if calibration_records else "dynamic_int8"
+  result = tflite.export_tflite(bert_config, checkpoint, output_path, variant,
+                                seq_length=max_seq_length, overwrite=True,
+                                representative_tfrecords=calibration_records)
+  logging.info("wrote %s %s (%d bytes) from %s", variant, output_path, result.size, checkpoint)
   return output_path
 
 

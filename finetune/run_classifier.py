@@ -25,6 +25,7 @@ from mobilebert.run_config import RunSettings
 shared_flags.define_model_flags()
 shared_flags.define_run_flags()
 cli.define_verbose_flag()
+shared_flags.define_quantization_flags()
 
 flags.DEFINE_string("task_name", None, f"Task: one of {', '.join(sorted(TASKS))} (bqcorpus = bq).")
 flags.DEFINE_string("data_dir", None, "Directory with the task's data files.")
@@ -58,6 +59,10 @@ flags.DEFINE_string("lite_model_path", None,
 flags.DEFINE_bool("use_post_quantization", False,
                   "With --do_eval: export the best checkpoint to dynamic-range int8 TFLite and score "
                   "it beside the float checkpoint, so the accuracy cost of quantization is measured.")
+flags.DEFINE_bool("activation_quantization", False,
+                  "With --use_post_quantization: a full-integer int8 model (int8 activations too) "
+                  "instead of dynamic-range int8; ranges from a --use_quantized_training checkpoint's "
+                  "fake-quant nodes where it has them, the rest calibrated on 100 train examples.")
 flags.DEFINE_integer("log_every_n_steps", 100, "Log examples/s and ETA every this many steps.")
 # --task_name=generic: the user's own files.
 flags.DEFINE_enum("data_format", "tsv", ["tsv", "jsonl"], "generic: train/dev/test .tsv or .jsonl.")

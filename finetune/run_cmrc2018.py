@@ -25,6 +25,7 @@ from mobilebert.run_config import RunSettings
 shared_flags.define_model_flags()
 shared_flags.define_run_flags()
 cli.define_verbose_flag()
+shared_flags.define_quantization_flags()
 
 FLAGS = flags.FLAGS
 

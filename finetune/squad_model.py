@@ -12,7 +12,7 @@ from typing import NamedTuple, Optional
 import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint as checkpoint_lib
-from mobilebert import modeling, optimization
+from mobilebert import modeling, optimization, quantization
 from mobilebert.config import BertConfig
 
 # Static loss scale for float16 training (as the classifier): keeps small gradients representable.
@@ -42,6 +42,7 @@ class SpanModelSettings:
   use_one_hot_embeddings: bool = False
   use_einsum: bool = True
   compute_type: tf.DType = tf.float32
+  use_quantized_training: bool = False  # fake-quantized dense layers in every mode
 
 
 def span_logits(sequence_output, initializer_range=0.02):
@@ -85,11 +86,12 @@ def create_model(settings, is_training, input_ids, input_mask, segment_ids, star
     input_ids, input_mask, segment_ids: int32 [B, T].
     start_positions, end_positions: int32 [B] or None.
   """
-  model = modeling.BertModel(
-      config=settings.bert_config, is_training=is_training, input_ids=input_ids,
-      input_mask=input_mask, token_type_ids=segment_ids,
-      use_one_hot_embeddings=settings.use_one_hot_embeddings, use_einsum=settings.use_einsum,
-      compute_type=settings.compute_type)
+  with quantization.fake_quantization(is_training, enabled=settings.use_quantized_training):
+    model = modeling.BertModel(
+        config=settings.bert_config, is_training=is_training, input_ids=input_ids,
+        input_mask=input_mask, token_type_ids=segment_ids,
+        use_one_hot_embeddings=settings.use_one_hot_embeddings, use_einsum=settings.use_einsum,
+        compute_type=settings.compute_type)
   return span_head(model.get_sequence_output(), start_positions, end_positions,
                    settings.bert_config.initializer_range)
 

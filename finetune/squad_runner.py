@@ -55,6 +55,7 @@ class SquadRunConfig:
   tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
   predict_checkpoint: str = "latest"  # "latest" in output_dir, or a checkpoint path
   log_every_n_steps: int = 100
+  use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
 
   def validate(self):
     if not (self.do_train or self.do_predict):
@@ -75,6 +76,9 @@ class SquadRunConfig:
                           f"after --max_query_length={self.max_query_length} and [CLS]/[SEP]/[SEP]")
     if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
       raise cli.FlagError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+    if self.use_quantized_training and self.run.precision != "float32":
+      raise cli.FlagError(f"--use_quantized_training fake-quantizes a float32 graph: drop "
+                          f"--precision={self.run.precision}")
     if self.learning_rate < 0 or not 0 <= self.warmup_proportion < 1:
       raise cli.FlagError("--learning_rate must be >= 0 and --warmup_proportion in [0, 1)")
 
@@ -162,7 +166,7 @@ def run(config):
       num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
       weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,
       use_one_hot_embeddings=config.run.use_tpu, use_einsum=config.use_einsum,
-      compute_type=config.run.compute_dtype)
+      compute_type=config.run.compute_dtype, use_quantized_training=config.use_quantized_training)
   runner = Runner(config.run, model_fn_builder(model_settings))
 
   if config.do_train:

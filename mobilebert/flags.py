@@ -31,6 +31,13 @@ def define_model_flags():
   _define_once("bool", "use_einsum", True, "Use einsum (3-D) dense layers; same variables either way.")
 
 
+def define_quantization_flags():
+  """--use_quantized_training (the release's run_squad.py name), for every fine-tuning runner."""
+  _define_once("bool", "use_quantized_training", False,
+               "Quantization-aware fine-tuning: fake-quantize the weights and outputs of every dense "
+               "layer to 8 bits, learning their ranges (mobilebert/quantization.py).")
+
+
 def define_run_flags():
   """Where and how the Estimator runs: TPU, GPUs, checkpoints, precision, seed."""
   _define_once("string", "output_dir", None, "Directory for checkpoints, summaries and results.")

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import quantization
+
 LAYER_NORM_EPSILON = 1e-12
 
 
@@ -28,6 +30,20 @@ def get_shape_list(tensor, expected_rank=None, name=None):
   shape = tensor.shape.as_list()
   dynamic = tf.shape(tensor) if any(d is None for d in shape) else None
   return [dynamic[i] if d is None else d for i, d in enumerate(shape)]
+
+
+def reshape(tensor, shape):
+  """tf.reshape to a get_shape_list-style `shape`, its one dynamic dimension (if one) given as -1.
+
+  An exported serving graph has a dynamic batch; spelling it -1 keeps the target shape constant, so the
+  TFLite model carries no Shape/StridedSlice/Pack chain per reshape (those ops are not delegated and
+  cut the XNNPACK partitions into ~100 pieces on base-f2; issue 15).
+  """
+  dynamic = [i for i, d in enumerate(shape) if not isinstance(d, int)]
+  if len(dynamic) == 1 and -1 not in shape[:dynamic[0]] + shape[dynamic[0] + 1:]:
+    shape = list(shape)
+    shape[dynamic[0]] = -1
+  return tf.reshape(tensor, shape)
 
 
 def assert_rank(tensor, expected_rank, name=None):
@@ -123,7 +139,7 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
   with tf.variable_scope(name):
     kernel = tf.get_variable("kernel", [input_width, output_size], initializer=initializer)
     bias = tf.get_variable("bias", [output_size], initializer=tf.zeros_initializer())
-    kernel = tf.cast(kernel, input_tensor.dtype)
+    kernel = tf.cast(quantization.weights(kernel), input_tensor.dtype)
     bias = tf.cast(bias, input_tensor.dtype)
     rank = input_tensor.shape.ndims
     if rank == 2:
@@ -133,11 +149,11 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
     else:
       shape = get_shape_list(input_tensor)
       flat = tf.reshape(input_tensor, [-1, input_width])
-      output = tf.reshape(tf.matmul(flat, kernel), shape[:-1] + [output_size])
+      output = reshape(tf.matmul(flat, kernel), shape[:-1] + [output_size])
     output = tf.nn.bias_add(output, bias)
     if activation is not None:
       output = activation(output)
-    return output
+    return quantization.activations(output)  # identity unless fake-quantized training or export
 
 
 def gather_indexes(sequence_tensor, positions):
@@ -163,7 +179,7 @@ def embedding_lookup(table, ids, use_one_hot_embeddings=False):
     flat_ids = tf.reshape(ids, [-1])
     one_hot = tf.one_hot(flat_ids, depth=vocab_size, dtype=table.dtype)
     flat = tf.matmul(one_hot, table)
-    return tf.reshape(flat, get_shape_list(ids) + [table.shape[-1]])
+    return reshape(flat, get_shape_list(ids) + [table.shape[-1]])
   return tf.nn.embedding_lookup(table, ids)
 
 

@@ -65,9 +65,11 @@ class BertModel:
                                                  use_einsum)
         embedding_output = tf.cast(self.embedding_output, compute_type)
       with tf.variable_scope("encoder"):
-        # [B, F, T]: every query position may attend to the real key positions.
+        # [B, F, T]: every query position may attend to the real key positions. Broadcast from
+        # [B, 1, T] x [1, F, 1], so no tensor's shape depends on the batch size at run time (TFLite's
+        # XNNPACK delegate refuses graphs with such dynamic-sized tensors).
         attention_mask = tf.cast(tf.expand_dims(input_mask, 1), tf.float32) * tf.ones(
-            [batch_size, seq_length, 1], tf.float32)
+            [1, seq_length, 1], tf.float32)
         self.stages["encoder/attention_mask_3d"] = attention_mask
         all_layers, all_maps = self._encoder(embedding_output, attention_mask, use_einsum)
         self.all_encoder_layers = [tf.cast(t, tf.float32) for t in all_layers]
@@ -286,7 +288,7 @@ def attention_layer(config, query_key_input, value_input, attention_mask, use_ei
 
   def project(tensor, name):
     projected = dense(tensor, num_heads * head_size, initializer, use_einsum=use_einsum, name=name)
-    return tf.reshape(projected, [batch_size, seq_length, num_heads, head_size])  # [B, T, N, D]
+    return layers.reshape(projected, [batch_size, seq_length, num_heads, head_size])  # [B, T, N, D]
 
   query = project(query_key_input, "query")
   key = project(query_key_input, "key")
@@ -313,4 +315,4 @@ def attention_layer(config, query_key_input, value_input, attention_mask, use_ei
       "layer_i/attention_map (pre-softmax scores + mask adder) [B,N,F,T]": scores,
       "layer_i/attention_probs [B,N,F,T]": probs,
   })
-  return tf.reshape(context, [batch_size, seq_length, num_heads * head_size]), scores
+  return layers.reshape(context, [batch_size, seq_length, num_heads * head_size]), scores

@@ -6,18 +6,34 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from mobilebert.config import BertConfig
 from mobilebert.export import graph
 from mobilebert import checkpoint as checkpoint_lib
 from mobilebert import modeling
+from mobilebert import quantization
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures", "reference")
 GOLDEN = os.path.join(REFERENCE, "golden")
 SEQ_LENGTH = 32
 KEYWORDS = (range(5, 21), range(21, 37))  # label 0, label 1
 FILLER = (40, 512)
+
+
+def _litert_importable():
+  try:
+    import ai_edge_litert.interpreter  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return False
+  return True
+
+
+# Both TFLite runtimes for tests to parametrize over; LiteRT's side skips where it is not installed.
+RUNTIMES = [pytest.param("litert", marks=pytest.mark.skipif(not _litert_importable(),
+                                                            reason="ai-edge-litert not installed")),
+            "tensorflow"]
 
 TinyClassifier = collections.namedtuple(
     "TinyClassifier", ["config", "config_file", "checkpoint", "train_records", "eval_records",
@@ -68,12 +84,15 @@ def write_classifier_tfrecord(path, features):
   return path
 
 
-def train_tiny_classifier(out_dir, steps=300, batch_size=32, seed=0):
+def train_tiny_classifier(out_dir, steps=300, batch_size=32, seed=0, quantized_training=False,
+                          hidden_act=None):
   """Fine-tunes a tiny student (golden tiny_student_f2 architecture) on the synthetic task.
 
   Saves the model variables only (as a fine-tuned checkpoint would be stripped) and the data.
   """
   config = golden("tiny_student_f2")[0].copy(initializer_range=0.02)
+  if hidden_act:
+    config = config.copy(hidden_act=hidden_act)
   config_file = os.path.join(out_dir, "tiny_classifier.json")
   with open(config_file, "w") as f:
     json.dump(config.to_dict(), f)
@@ -83,8 +102,9 @@ def train_tiny_classifier(out_dir, steps=300, batch_size=32, seed=0):
     tf.set_random_seed(seed)
     inputs = {n: tf.placeholder(tf.int32, [None, SEQ_LENGTH], name=n) for n in graph.INPUT_NAMES}
     labels = tf.placeholder(tf.int32, [None])
-    model = modeling.BertModel(config, True, inputs["input_ids"], inputs["input_mask"],
-                               inputs["segment_ids"])
+    with quantization.fake_quantization(True, enabled=quantized_training):
+      model = modeling.BertModel(config, True, inputs["input_ids"], inputs["input_mask"],
+                                 inputs["segment_ids"])
     pooled = tf.nn.dropout(model.get_pooled_output(), rate=0.1)
     logits = graph.classifier_logits(config, pooled, 2)
     model_vars = tf.global_variables()

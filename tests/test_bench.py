@@ -68,7 +68,7 @@ def test_bench_model_runs_every_case_with_tflite(capsys):
                     "--tflite_variants", "dynamic_int8"])
   _check_report(capsys.readouterr().out, [
       r"fine-tuning step, batch 32", r"inference, batch 1", r"inference, batch 32",
-      r"inference, batch 1, TFLite dynamic_int8 \(\d+\.\d MB\)"])
+      r"inference, batch 1, TFLite dynamic_int8 \(\d+\.\d MB, (litert|tensorflow)\)"])
 
 
 def test_bench_model_memory_reports_the_peak_rss_of_each_side(fake_importable, monkeypatch, capsys):

@@ -155,6 +155,28 @@ def test_learning_check_thucnews_accuracy_rises_well_above_chance(tmp_path):
   assert abs(float(lite["accuracy_change"])) <= 0.01, lite
 
 
+def test_quantized_training_exports_an_integer_only_model(tmp_path):
+  """--use_quantized_training, then --use_post_quantization --activation_quantization: the fake-quant
+  checkpoint becomes a full-integer TFLite model (its learned ranges plus calibration on the train
+  split), scored beside the float graph. 300 steps: measured dev accuracy 0.253 fake-quant TF graph,
+  0.243 int8 TFLite (10 classes, chance 0.10)."""
+  from mobilebert.export import tflite_ops  # pylint: disable=g-import-not-at-top
+  result = run_script("tiny_thucnews_cpu.sh", {"WORK_DIR": str(tmp_path), "NUM_TRAIN_STEPS": "300"},
+                      "--use_quantized_training=True", "--use_post_quantization=True",
+                      "--activation_quantization=True", timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "wrote full_int8" in result.stderr
+  names = [n for n, _ in tf.train.list_variables(str(tmp_path / "model" / "model.ckpt-300"))]
+  assert "bert/encoder/layer_0/intermediate/dense/act_quant/max" in names
+  report = tflite_ops.file_op_report(str(tmp_path / "model" / "model.int8.tflite"))
+  compute = [r for r in report.rows if r.op in ("FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "MUL")]
+  assert compute and all("float32" not in r.operand_types for r in compute), compute
+  lite = dict(line.split(" = ", 1) for line in
+              (tmp_path / "model" / "eval_results_tflite.txt").read_text().splitlines())
+  assert float(lite["float_accuracy"]) > 0.15, lite
+  assert abs(float(lite["accuracy_change"])) <= 0.05, lite
+
+
 def test_tflite_scoring_needs_do_eval(tmp_path):
   from finetune.classifier_runner import ClassifierRunConfig
   from mobilebert.run_config import RunSettings

@@ -3,6 +3,7 @@ interpreter (the accuracy cost of quantization as a measured number), and bad in
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 from mobilebert.export import graph
 from mobilebert.export import tflite
 from mobilebert.export import tflite_eval
+from mobilebert.export import tflite_ops
 
 sys.path.insert(0, os.path.dirname(__file__))
 import export_helpers  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -26,12 +28,15 @@ def classifier(tmp_path_factory):
   return export_helpers.train_tiny_classifier(str(tmp_path_factory.mktemp("classifier")), steps=200)
 
 
+@pytest.mark.parametrize("runtime", export_helpers.RUNTIMES)
 @pytest.mark.parametrize("name", ["tiny_student_f4", "tiny_teacher_bert"])
-def test_float32_round_trip_matches_golden(tmp_path, name):
+def test_float32_round_trip_matches_golden(tmp_path, name, runtime):
   config, _, checkpoint, npz = export_helpers.golden(name)
   path = str(tmp_path / "model.tflite")
   result = tflite.export_tflite(config, checkpoint, path, "float32", seq_length=16)
-  outputs = tflite_eval.TFLiteRunner(path).run(npz)
+  runner = tflite_eval.TFLiteRunner(path, runtime=runtime)
+  assert runner.runtime == runtime
+  outputs = runner.run(npz)
   # Measured: <= 2.4e-6 (the TF graph itself matches the golden to 3e-6, reference README).
   for key in ("sequence_output", "pooled_output"):
     np.testing.assert_allclose(outputs[key], npz[key], atol=1e-5, rtol=0)
@@ -63,10 +68,37 @@ def test_variants_score_like_float(classifier, tmp_path, variant):
   result = tflite.export_tflite(classifier.config, classifier.checkpoint, path, variant,
                                 seq_length=export_helpers.SEQ_LENGTH)
   assert {"logits", "probabilities", "sequence_output", "pooled_output"} == set(result.outputs)
-  outputs, labels = tflite_eval.predict_classifier(path, [classifier.eval_records])
-  accuracy = tflite_eval.classifier_accuracy(outputs["probabilities"], labels)
-  assert accuracy >= classifier.tf_accuracy - ACCURACY_MARGIN[variant] - 1e-9, (variant, accuracy)
+  scored = {}
+  for runtime in tflite_eval.available_runtimes():
+    outputs, labels = tflite_eval.predict_classifier(path, [classifier.eval_records],
+                                                     runtime=runtime)
+    accuracy = tflite_eval.classifier_accuracy(outputs["probabilities"], labels)
+    assert accuracy >= classifier.tf_accuracy - ACCURACY_MARGIN[variant] - 1e-9, (runtime, accuracy)
+    scored[runtime] = outputs["probabilities"]
   assert result.checks and all(c.value <= tflite.VARIANTS[variant].tolerance for c in result.checks)
+  if len(scored) == 2:  # the runtimes' kernels differ (int8 most), their answers hardly
+    assert tflite.agreement(scored["litert"], scored["tensorflow"]) >= 0.99
+
+
+@pytest.mark.parametrize("runtime", export_helpers.RUNTIMES)
+def test_op_report_counts_ops_and_what_xnnpack_takes(classifier, tmp_path, runtime):
+  path = str(tmp_path / "model.tflite")
+  tflite.export_tflite(classifier.config, classifier.checkpoint, path, "float32",
+                       seq_length=export_helpers.SEQ_LENGTH)
+  report = tflite_ops.file_op_report(path, runtime)
+  interpreter, _ = tflite_eval.make_interpreter(open(path, "rb").read(), 1, runtime)
+  interpreter.allocate_tensors()
+  nodes = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+  assert sum(r.count for r in report.rows) == len(nodes)
+  assert report.runtime == runtime and report.size_bytes == os.path.getsize(path)
+  rows = {(r.op, r.operand_types): r for r in report.rows}
+  # Every float dense layer is a FULLY_CONNECTED, and XNNPACK takes all of them.
+  dense = [r for (op, _), r in rows.items() if op == "FULLY_CONNECTED"]
+  assert sum(r.count for r in dense) >= 6 * classifier.config.num_hidden_layers
+  assert all(r.delegated == r.count for r in dense), dense
+  assert report.partitions >= 1 and 0 < sum(r.delegated for r in report.rows) < len(nodes)
+  text = "\n".join(tflite_ops.format_op_report(report, "tiny"))
+  assert "| FULLY_CONNECTED |" in text and f"runtime {runtime}" in text
 
 
 def test_full_int8_command_line_and_accuracy(classifier, tmp_path):
@@ -78,11 +110,15 @@ def test_full_int8_command_line_and_accuracy(classifier, tmp_path):
       [sys.executable, "-m", "mobilebert.export", "--format=tflite",
        f"--bert_config_file={classifier.config_file}", f"--init_checkpoint={classifier.checkpoint}",
        f"--output={path}", "--tflite_variant=full_int8", f"--max_seq_length={export_helpers.SEQ_LENGTH}",
-       f"--representative_tfrecords={classifier.train_records}", "--num_calibration_examples=64"],
+       f"--representative_tfrecords={classifier.train_records}", "--num_calibration_examples=64",
+       "--op_report"],
       capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "wrote TFLite full_int8" in done.stdout
   assert "verified against the TensorFlow graph" in done.stdout
+  # --op_report: the op table, int8 matmuls included.
+  assert re.search(r"^\| FULLY_CONNECTED \| int8,int8,int32 \| \d+ \| \d+ \| \d+ \|$", done.stdout,
+                   re.M), done.stdout
   info = json.load(open(path + ".json"))
   assert info["calibration"]["examples"] == 64
   # Much smaller than float32: int8 weights.
@@ -108,8 +144,16 @@ def test_bad_inputs(classifier, tmp_path):
   with pytest.raises(tflite_eval.TFLiteError, match="file not found"):
     tflite_eval.TFLiteRunner(str(tmp_path / "missing.tflite"))
   (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer at all")
-  with pytest.raises(tflite_eval.TFLiteError, match="not a TFLite model"):
-    tflite_eval.TFLiteRunner(str(tmp_path / "junk.tflite"))
+  for runtime in tflite_eval.available_runtimes():
+    with pytest.raises(tflite_eval.TFLiteError, match=r"junk.tflite: not a TFLite model \([^\n]*\)$"):
+      tflite_eval.TFLiteRunner(str(tmp_path / "junk.tflite"), runtime=runtime)
+  with pytest.raises(tflite_eval.TFLiteError, match="TFLite runtime 'tflite_runtime': expected one of"):
+    tflite_eval.make_interpreter(b"", runtime="tflite_runtime")
+  done = subprocess.run([sys.executable, "-m", "mobilebert.export.tflite_ops",
+                         str(tmp_path / "missing.tflite")], capture_output=True, text=True)
+  assert done.returncode != 0
+  assert done.stderr.strip().splitlines()[-1] == (
+      f"tflite_ops: error: {tmp_path / 'missing.tflite'}: file not found")
   existing = tmp_path / "exists.tflite"
   existing.write_bytes(b"keep me")
   with pytest.raises(Exception, match="already exists.*--overwrite"):

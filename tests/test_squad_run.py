@@ -105,6 +105,24 @@ def test_tiny_cpu_script_trains_predicts_and_scores(tmp_path):
   assert tf.train.latest_checkpoint(str(out / "model")).endswith("model.ckpt-2")
 
 
+def test_quantized_training_trains_and_predicts_through_fake_quant_nodes(tmp_path):
+  data = _slice(TRIAL, 4, str(tmp_path / "trial4.json"))
+  out = tmp_path / "run"
+  _script("tiny_cmrc2018_cpu.sh", {"DATA_FILE": data, "OUTPUT_DIR": str(out),
+                                   "HELD_OUT_PERCENT": "50", "NUM_TRAIN_STEPS": "2",
+                                   "MAX_SEQ_LENGTH": "128", "TRAIN_BATCH_SIZE": "4"},
+          "--use_quantized_training=True")
+  checkpoint = tf.train.latest_checkpoint(str(out / "model"))
+  values = {n: tf.train.load_variable(checkpoint, n) for n, _ in tf.train.list_variables(checkpoint)
+            if "_quant/" in n}
+  prefix = "bert/encoder/layer_0/intermediate/dense/"
+  assert values[prefix + "act_quant/initialized"] == 1.0  # ranges were learned in training ...
+  kernel = tf.train.load_variable(checkpoint, prefix + "kernel")
+  assert values[prefix + "weights_quant/max"] == pytest.approx(kernel.max(), abs=1e-2)
+  # ... and prediction (a graph that must fit that checkpoint) ran through them.
+  _check_outputs(str(out / "model"), str(out / "data" / "held_out.json"))
+
+
 @pytest.mark.parametrize("script,source,train_name,dev_name", [
     ("run_cmrc2018.sh", TRIAL, "cmrc2018_train.json", "cmrc2018_dev.json"),
     ("run_drcd.sh", DRCD, "DRCD_training.json", "DRCD_dev.json"),

@@ -5,6 +5,7 @@ r"""Exports a checkpoint: `python -m mobilebert.export --format=saved_model|tfli
   python -m mobilebert.export --format=tflite --bert_config_file=C --init_checkpoint=P \
       --output=export/model.int8.tflite --tflite_variant=full_int8 \
       --representative_tfrecords=data/train.tf_record --max_seq_length=128
+  python -m mobilebert.export ... --format=tflite --op_report   # + ops by type, XNNPACK-delegated
   python -m mobilebert.export --format=hf --bert_config_file=C --init_checkpoint=P \
       --vocab_file=vocab.txt --output=export/hf [--hf_head=auto] [--label_names=neg,pos]
 
@@ -41,6 +42,8 @@ flags.DEFINE_string("vocab_file", None, "Vocab file (hf: copied into the directo
 flags.DEFINE_enum("hf_head", "auto", ["auto"] + list(hf_mapping.HEADS), "transformers head class.")
 flags.DEFINE_list("label_names", None, "Class names of a fine-tuned classifier, in label-id order.")
 flags.DEFINE_bool("do_lower_case", True, "Tokenizer lower-casing (hf tokenizer_config).")
+flags.DEFINE_bool("op_report", False, "tflite only: print the model's ops by type and which ones the "
+                  "XNNPACK delegate takes (see mobilebert/export/tflite_ops.py).")
 flags.DEFINE_bool("verify", True, "hf only: load the export with transformers and compare outputs.")
 cli.define_verbose_flag()
 
@@ -60,6 +63,9 @@ def run_export(config):
         bool(FLAGS.use_einsum), FLAGS.overwrite)
     lines = [f"wrote TFLite {result.variant} {result.path} ({result.size:,} bytes; outputs "
              f"{', '.join(result.outputs)})"]
+    if FLAGS.op_report:
+      from mobilebert.export import tflite_ops  # pylint: disable=g-import-not-at-top
+      lines += tflite_ops.format_op_report(tflite_ops.file_op_report(result.path), result.path)
   else:
     from mobilebert.export import hf  # pylint: disable=g-import-not-at-top
     if not FLAGS.vocab_file:

@@ -16,10 +16,15 @@ from mobilebert import checkpoint as checkpoint_lib
 from mobilebert import cli
 from mobilebert import heads as heads_lib
 from mobilebert import modeling
+from mobilebert import quantization
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 
-CheckpointHeads = collections.namedtuple("CheckpointHeads", ["masked_lm", "next_sentence", "num_labels"])
+# fake_quantized: the checkpoint was fine-tuned with --use_quantized_training; its graph has the
+# fake-quant nodes (and their learned ranges), and the TFLite converter reads them.
+CheckpointHeads = collections.namedtuple(
+    "CheckpointHeads", ["masked_lm", "next_sentence", "num_labels", "fake_quantized"],
+    defaults=[False])
 
 
 class ExportError(cli.UserError, ValueError):
@@ -33,7 +38,8 @@ def detect_heads(init_checkpoint):
   return CheckpointHeads(
       masked_lm=any(n.startswith("cls/predictions/") for n in shapes),
       next_sentence=any(n.startswith("cls/seq_relationship/") for n in shapes),
-      num_labels=num_labels)
+      num_labels=num_labels,
+      fake_quantized=any(f"/{quantization.ACTIVATION_SCOPE}/" in n for n in shapes))
 
 
 def classifier_logits(config, pooled_output, num_labels):
@@ -59,8 +65,10 @@ def build_outputs(config, heads, input_ids, input_mask, segment_ids, masked_lm_p
     sequence_output [B, T, H], pooled_output [B, H]; with a classifier `logits`, `probabilities`
     [B, num_labels]; with an NSP head `nsp_logits` [B, 2]; see above for the rest.
   """
-  model = modeling.BertModel(config, is_training=False, input_ids=input_ids, input_mask=input_mask,
-                             token_type_ids=segment_ids, use_einsum=use_einsum)
+  with quantization.fake_quantization(is_training=False, enabled=heads.fake_quantized):
+    model = modeling.BertModel(config, is_training=False, input_ids=input_ids,
+                               input_mask=input_mask, token_type_ids=segment_ids,
+                               use_einsum=use_einsum)
   outputs = collections.OrderedDict()
   outputs["sequence_output"] = tf.identity(model.get_sequence_output(), name="sequence_output")
   outputs["pooled_output"] = tf.identity(model.get_pooled_output(), name="pooled_output")

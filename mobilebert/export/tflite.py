@@ -6,7 +6,13 @@ matmuls (FULLY_CONNECTED) unless --use_einsum. Full-integer int8 calibrates its 
 representative dataset: examples of TFRecords holding `input_ids`/`input_mask`/`segment_ids` (classifier
 or pretraining records).
 
-Verification runs the .tflite and the checkpoint's TF graph on the same inputs (the representative
+A checkpoint fine-tuned with --use_quantized_training is converted from its fake-quantized graph: the
+converter takes the learned ranges of the dense layers from its FakeQuant nodes and calibrates the
+remaining tensors (norms, residual sums, attention) on the representative dataset, as the release's
+run_squad.py did.
+
+Verification runs the .tflite (on the runtime tflite_eval.make_interpreter picks: LiteRT when
+installed) and the checkpoint's TF graph on the same inputs (the representative
 examples when given, else graph.sample_inputs) and bounds max|tflite - tf| / max|tf| per output.
 Measured on the goldens (random weights) and a fine-tuned tiny classifier (tests/test_export_tflite.py):
   float32       <= 7e-7                         tolerance 1e-5
