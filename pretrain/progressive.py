@@ -8,7 +8,7 @@ original  the original code, step for step (golden-tested). Layer l's stage is s
           (its piecewise_constant boundaries: step 0, and the steps after s*L, train no layer).
           Under LAMB layer l trains at 3 x background x {0 before its stage, 1 in it,
           `lower_layer_lr_scale` (0.1) after}, background(t) = min(0.9 + 0.1 sqrt(1 - t/s), 10 t/s),
-          t = step mod s, which is 0 at the first step of every stage, rises to ~1 a tenth in, then decays to 0.9; a
+          t = step mod s: 0 at the first step of every stage, ~1 a tenth in, then down to 0.9. A
           variable whose rate is 0 has its Adam moments zeroed (so they restart with every stage), and
           every variable outside `bert/encoder/layer_*` stays frozen through the warm-up. Under AdamW
           the original applies no layer-wise rate: every student variable trains at the base rate, and

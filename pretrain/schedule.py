@@ -183,7 +183,11 @@ def describe(settings):
   for phase in plan_phases(settings):
     step = run_config.latest_step(phase.model_dir)
     state = "done" if step >= phase.end_step else (f"resumes at step {step}" if step else "to do")
-    lines.append(f"{phase.name}: {phase.kind}, until step {phase.end_step}, batch {phase.batch_size}, "
+    kind = phase.kind
+    if kind == "progressive":
+      name = progressive.schedule_name(settings.layer_wise_warmup_schedule, settings.optimizer)
+      kind = f"{kind} ({name} schedule, {settings.optimizer})"
+    lines.append(f"{phase.name}: {kind}, until step {phase.end_step}, batch {phase.batch_size}, "
                  f"length {phase.max_seq_length}, {len(phase.input_files)} input file(s), "
                  f"{phase.model_dir} ({state})")
   return lines
