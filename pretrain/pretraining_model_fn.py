@@ -99,6 +99,9 @@ def build_phase_train_op(loss, step, train, student_vars, teacher_vars, schedule
   variable_rates = None
   num_train_steps = train.num_train_steps
   if schedule is not None:
+    if schedule.optimizer != train.optimizer:  # the original's rates depend on the optimizer
+      raise ValueError(f"the warm-up schedule was made for {schedule.optimizer}, the phase trains "
+                       f"with {train.optimizer}")
     variable_rates = schedule.variable_rates(schedule.stage_tensors(step), student_vars,
                                              teacher_vars)
     num_train_steps = CONSTANT_RATE_STEPS

@@ -120,3 +120,13 @@ def test_stage_and_rates_are_functions_of_the_step_alone(schedule_name, optimize
           assert expected == [None, None]
         else:
           np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7, err_msg=str(s))
+
+
+def test_a_schedule_made_for_another_optimizer_is_refused():
+  schedule = progressive.make_schedule(None, "lamb", 2, 20)
+  assert schedule.name == progressive.ORIGINAL
+  with tf.Graph().as_default():
+    variable = tf.get_variable("bert/encoder/layer_0/output/dense/kernel", [2])
+    with pytest.raises(ValueError, match="made for lamb, the phase trains with adamw"):
+      build_phase_train_op(tf.reduce_sum(variable), tf.constant(0, tf.int64),
+                           TrainOptions(1e-3, 20, optimizer="adamw"), [variable], [], schedule)
