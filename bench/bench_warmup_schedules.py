@@ -13,7 +13,7 @@ the held-out masked-LM loss and accuracy after the distillation. The runs are su
 exact command lines printed, so each can be rerun by hand.
 
   python bench/bench_warmup_schedules.py [--work_dir output/bench_warmup] [--teacher_steps 300]
-      [--num_distill_steps 200] [--distill_steps 200] [--learning_rate 2e-3]
+      [--num_distill_steps 200] [--distill_steps 200] [--learning_rate 2e-3] [--seed 12345]
 """
 
 import argparse
@@ -70,8 +70,8 @@ def common(train, heldout, output_dir, extra=()):
           *extra]
 
 
-def heldout_transfer_losses(heldout, warmup_dir, num_batches=10):
-  """Mean over layers of each transfer loss on `num_batches` held-out batches, at the last step."""
+def heldout_transfer_losses(heldout, checkpoint, num_batches=10):
+  """Mean over layers of each transfer loss of `checkpoint` on `num_batches` held-out batches."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   from mobilebert.config import BertConfig  # pylint: disable=g-import-not-at-top
@@ -94,7 +94,7 @@ def heldout_transfer_losses(heldout, warmup_dir, num_batches=10):
                            factors, schedule=schedule)
     model = PretrainingModel(options, features, False, step)
     tf.train.Saver(model.student_variables() + model.teacher_variables()).restore(
-        session, tf.train.latest_checkpoint(warmup_dir))
+        session, checkpoint)
     totals = np.zeros(len(TRANSFER_NAMES))
     for batch in batches:
       feed = {features[name]: value for name, value in batch.items()}
@@ -103,6 +103,11 @@ def heldout_transfer_losses(heldout, warmup_dir, num_batches=10):
         losses = session.run(model.losses, feed)
         totals += [getattr(losses, name) for name in TRANSFER_NAMES]
   return dict(zip(TRANSFER_NAMES, (totals / num_batches).tolist()))
+
+
+def tf_latest_checkpoint(directory):
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  return tf.train.latest_checkpoint(directory)
 
 
 def eval_results(output_dir):
@@ -122,6 +127,8 @@ def main():
   parser.add_argument("--distill_steps", type=int, default=200)
   parser.add_argument("--learning_rate", type=float, default=2e-3)
   parser.add_argument("--runs", default="lamb:original,lamb:staged,adamw:original,adamw:staged")
+  parser.add_argument("--seed", type=int, default=12345, help="--rand_seed of the student runs "
+                      "(initialization; the data order is not seeded either way)")
   args = parser.parse_args()
   train, heldout = make_data(args.work_dir)
   teacher_dir = os.path.join(args.work_dir, "teacher")
@@ -133,7 +140,7 @@ def main():
   report = {"machine": machine.describe(), "args": vars(args), "runs": {}}
   for spec in args.runs.split(","):
     optimizer, schedule = spec.split(":")
-    output_dir = os.path.join(args.work_dir, f"{optimizer}_{schedule}")
+    output_dir = os.path.join(args.work_dir, f"{optimizer}_{schedule}_seed{args.seed}")
     seconds = run(common(train, heldout, output_dir, [
         f"--bert_config_file={STUDENT_CONFIG}", f"--bert_teacher_config_file={TEACHER_CONFIG}",
         f"--init_checkpoint={teacher_dir}", "--layer_wise_warmup",
@@ -141,21 +148,27 @@ def main():
         "--distill_ground_truth_ratio=0.5", "--distill_temperature=1",
         f"--learning_rate={args.learning_rate}", f"--optimizer={optimizer}",
         f"--layer_wise_warmup_schedule={schedule}", f"--num_train_steps={args.distill_steps}",
-        f"--num_warmup_steps={max(1, args.distill_steps // 10)}"]))
+        f"--num_warmup_steps={max(1, args.distill_steps // 10)}", f"--rand_seed={args.seed}"]))
+    warmup_dir = os.path.join(output_dir, "warmup")
+    if "start" not in report:  # the student as initialized: copied embeddings, random encoder
+      report["start"] = heldout_transfer_losses(heldout, os.path.join(warmup_dir, "model.ckpt-0"))
+      print(json.dumps({"start": report["start"]}), flush=True)
     result = {"seconds": round(seconds, 1),
               "transfer_after_warmup": heldout_transfer_losses(
-                  heldout, os.path.join(output_dir, "warmup")),
+                  heldout, tf_latest_checkpoint(warmup_dir)),
               "after_distillation": eval_results(output_dir)}
     report["runs"][spec] = result
     print(json.dumps({spec: result}), flush=True)
   print(report["machine"])
   print("| optimizer | schedule | feature map | attention | mean | variance | MLM loss | MLM acc |")
   print("|---|---|---|---|---|---|---|---|")
+  print("| (student as initialized) | | " + " | ".join(
+      f"{report['start'][n]:.4g}" for n in TRANSFER_NAMES) + " | | |")
   for spec, result in report["runs"].items():
     t, e = result["transfer_after_warmup"], result["after_distillation"]
-    print(f"| {spec.replace(':', ' | ')} | " + " | ".join(f"{t[n]:.4f}" for n in TRANSFER_NAMES)
+    print(f"| {spec.replace(':', ' | ')} | " + " | ".join(f"{t[n]:.4g}" for n in TRANSFER_NAMES)
           + f" | {e['masked_lm_loss']:.3f} | {e['masked_lm_accuracy']:.3f} |")
-  atomic_io.write_text(os.path.join(args.work_dir, "report.json"), json.dumps(report, indent=1))
+  atomic_io.write_text(os.path.join(args.work_dir, f"report_seed{args.seed}.json"), json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
