@@ -162,9 +162,16 @@ class PretrainingSettings:
       raise PretrainingFlagError(f"--lower_layer_lr_scale must be in [0, 1], got "
                                  f"{self.lower_layer_lr_scale}")
     try:
-      progressive.schedule_name(self.layer_wise_warmup_schedule, self.optimizer)
+      schedule = progressive.schedule_name(self.layer_wise_warmup_schedule, self.optimizer)
     except ValueError as e:
       raise PretrainingFlagError(str(e)) from None
+    default_scale = PretrainingSettings.__dataclass_fields__["lower_layer_lr_scale"].default
+    if (self.layer_wise_warmup and schedule == progressive.ORIGINAL and self.optimizer == "adamw"
+        and self.lower_layer_lr_scale != default_scale):
+      raise PretrainingFlagError(
+          f"--lower_layer_lr_scale={self.lower_layer_lr_scale} has no effect: under --optimizer=adamw "
+          "the original warm-up schedule applies no layer-wise rate; pass "
+          "--layer_wise_warmup_schedule=staged to scale the lower layers")
     if self.layer_wise_warmup and self.num_distill_steps < self.bert_config.num_hidden_layers:
       raise PretrainingFlagError(
           f"--num_distill_steps ({self.num_distill_steps}) must be at least the student's "

@@ -79,8 +79,8 @@ def define_flags():
           f"under both optimizers). Default: {defaults} (the authors' LAMB design; the original "
           "AdamW decays the layers it does not train). See pretrain/README.md.")
   _define("float", "lower_layer_lr_scale", 0.1, "Learning-rate scale of the layers below the "
-          "current stage (0 freezes them); the original's 0.1. With --optimizer=adamw and the "
-          "original schedule there is no layer-wise rate to scale.")
+          "current stage (0 freezes them); the original's 0.1. Refused with --optimizer=adamw and "
+          "the original schedule, which has no layer-wise rate to scale.")
   _define("float", "distill_temperature", 1.0, "Temperature dividing the teacher's MLM logits.")
   _define("float", "distill_ground_truth_ratio", 1.0, "Weight r of the true token in the MLM "
           "targets (1 - r) * teacher + r * one_hot; 1 trains without the teacher.")

@@ -187,3 +187,12 @@ def test_bad_warmup_schedule_is_one_line_naming_the_flag(data):
     settings_for(argv)
   assert str(error.value) == ("--layer_wise_warmup_schedule must be one of original, staged (or "
                               "unset for the optimizer's default), got 'paper'")
+
+
+def test_lower_layer_scale_that_the_original_adamw_would_ignore_is_refused(data):
+  argv = _base(data, *_teacher("--layer_wise_warmup", "--num_distill_steps=4",
+                               "--attention_distill_factor=1", "--optimizer=adamw",
+                               "--layer_wise_warmup_schedule=original", "--lower_layer_lr_scale=0"))
+  with pytest.raises(PretrainingFlagError, match="^--lower_layer_lr_scale=0.0 has no effect: under "
+                     "--optimizer=adamw the original warm-up schedule applies no layer-wise rate"):
+    settings_for(argv)
