@@ -198,3 +198,19 @@ def test_transfer_losses_vanish_in_every_stage_when_the_student_is_the_teacher()
                      "variance_transfer"):
           assert getattr(losses, name) == pytest.approx(0.0, abs=1e-5), (stage, name)
       assert session.run(original_mean_loss, {step: 0}) > 1e-4
+
+
+def test_original_schedule_gates_the_model_losses_at_its_boundaries():
+  """In the model: the original's step 0 and steps after s*L carry no transfer loss, step 1 does."""
+  student = BertConfig.from_json_file(STUDENT_CONFIG)
+  with tf.Graph().as_default():
+    step = tf.placeholder(tf.int64, [])
+    options = ModelOptions(student, "progressive", BertConfig.from_json_file(TEACHER_CONFIG),
+                           FACTORS, schedule=progressive.make_schedule(
+                               progressive.ORIGINAL, "lamb", 2, 5))  # s = 2: stages 1-2, 3-4
+    model = PretrainingModel(options, batch_features(random_instances(2, 16, 4)), False, step)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      totals = [session.run(model.total_loss, {step: s}) for s in range(6)]
+  assert totals[0] == 0.0 and totals[5] == 0.0
+  assert all(t > 0 for t in totals[1:5])
