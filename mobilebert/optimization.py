@@ -1,12 +1,14 @@
 """AdamW and LAMB with linear warm-up and linear decay, as BERT and MobileBERT train.
 
 Slots are named `<variable>/adam_m` and `<variable>/adam_v` (both optimizers), so checkpoints match the
-released ones. Two differences from the original, both deliberate:
-  * the learning rate of a step is computed from the global step *before* that step's increment (the
-    original left the read and the increment unordered in one train op, so a step could see either);
-  * an optional per-variable learning-rate scale (used by progressive knowledge transfer) applies to
-    AdamW and LAMB alike, and a variable whose scale is 0 is left untouched: no update, no weight
-    decay, no moment update (the original's AdamW ignored the schedule and decayed frozen weights).
+released ones. The learning rate of a step is computed from the global step *before* that step's
+increment (the original left the read and the increment unordered in one train op, so a step could
+see either; its golden, `tests/fixtures/reference/golden/warmup_optimizer.json`, fixes the same order).
+
+Progressive knowledge transfer passes `VariableRates`: a per-variable learning-rate scale, applied by
+AdamW and LAMB alike (the original applied one only inside LAMB). A variable whose scale is 0 keeps its
+value and gets no weight decay; its moments are either kept (ours) or multiplied by 0 as the
+original's LAMB does (`reset_frozen_moments`), which restarts them whenever the scale returns.
 """
 
 import collections
@@ -17,6 +19,9 @@ import tensorflow.compat.v1 as tf
 from mobilebert import cli
 
 TrainOp = collections.namedtuple("TrainOp", ["train_op", "learning_rate"])
+# scale_fn: callable(variable) -> float32 scalar tensor (or None for 1.0) scaling that variable's rate.
+# reset_frozen_moments: a variable at scale 0 has its moments zeroed instead of kept.
+VariableRates = collections.namedtuple("VariableRates", ["scale_fn", "reset_frozen_moments"])
 
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
 
@@ -38,7 +43,7 @@ def learning_rate_schedule(init_lr, num_train_steps, num_warmup_steps, global_st
 
 
 def build_train_op(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu=False,
-                   optimizer="adamw", weight_decay_rate=0.01, tvars=None, lr_scale_fn=None,
+                   optimizer="adamw", weight_decay_rate=0.01, tvars=None, variable_rates=None,
                    clip_norm=1.0, loss_scale=None):
   """Gradients, clipping, the optimizer step and the global-step increment in one op.
 
@@ -46,8 +51,7 @@ def build_train_op(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu=Fal
     loss: scalar loss tensor.
     optimizer: "adamw" or "lamb".
     tvars: variables to train (default: all trainable variables).
-    lr_scale_fn: optional callable(variable) -> float32 scalar tensor (or None for 1.0) scaling that
-      variable's learning rate; 0 freezes it.
+    variable_rates: optional VariableRates (per-variable learning-rate scales; 0 freezes).
     clip_norm: global-norm gradient clipping, as BERT.
     loss_scale: optional float; the loss is multiplied by it before differentiation and the
       gradients divided by it after (float16 training).
@@ -57,7 +61,7 @@ def build_train_op(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu=Fal
   global_step = tf.train.get_or_create_global_step()
   step = tf.identity(global_step)  # read before this step's increment (see train_op below)
   learning_rate = learning_rate_schedule(init_lr, num_train_steps, num_warmup_steps, step)
-  opt = make_optimizer(optimizer, learning_rate, weight_decay_rate, lr_scale_fn)
+  opt = make_optimizer(optimizer, learning_rate, weight_decay_rate, variable_rates)
   if use_tpu:
     opt = tf.tpu.CrossShardOptimizer(opt)
   tvars = tf.trainable_variables() if tvars is None else tvars
@@ -99,20 +103,20 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu=F
                         weight_decay_rate, **kwargs).train_op
 
 
-def make_optimizer(name, learning_rate, weight_decay_rate=0.01, lr_scale_fn=None):
+def make_optimizer(name, learning_rate, weight_decay_rate=0.01, variable_rates=None):
   try:
     cls = OPTIMIZERS[name]
   except KeyError:
     raise cli.FlagError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}") from None
   return cls(learning_rate=learning_rate, weight_decay_rate=weight_decay_rate,
-             exclude_from_weight_decay=list(NO_DECAY_PATTERNS), lr_scale_fn=lr_scale_fn)
+             exclude_from_weight_decay=list(NO_DECAY_PATTERNS), variable_rates=variable_rates)
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):
   """Adam with decoupled weight decay and no bias correction (BERT's AdamW)."""
 
   def __init__(self, learning_rate, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-               exclude_from_weight_decay=None, lr_scale_fn=None, name="AdamWeightDecayOptimizer"):
+               exclude_from_weight_decay=None, variable_rates=None, name="AdamWeightDecayOptimizer"):
     super().__init__(False, name)
     self.learning_rate = learning_rate
     self.weight_decay_rate = weight_decay_rate
@@ -120,7 +124,7 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     self.beta_2 = beta_2
     self.epsilon = epsilon
     self.exclude_from_weight_decay = exclude_from_weight_decay or []
-    self.lr_scale_fn = lr_scale_fn
+    self.variable_rates = variable_rates
 
   def apply_gradients(self, grads_and_vars, global_step=None, name=None):
     assignments = []
@@ -147,7 +151,7 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
                            trainable=False, initializer=tf.zeros_initializer())
 
   def _scale(self, param):
-    return None if self.lr_scale_fn is None else self.lr_scale_fn(param)
+    return None if self.variable_rates is None else self.variable_rates.scale_fn(param)
 
   def _rate(self, param, param_name, update):
     del param_name, update
@@ -157,11 +161,12 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
   def _assign(self, param, m, v, next_param, next_m, next_v):
     scale = self._scale(param)
     if scale is not None:
-      # A frozen variable (scale 0) keeps its value and its moments.
+      # A frozen variable (scale 0) keeps its value; its moments are kept or zeroed.
       active = scale > 0.0
       next_param = tf.where_v2(active, next_param, param)
-      next_m = tf.where_v2(active, next_m, m)
-      next_v = tf.where_v2(active, next_v, v)
+      frozen_m, frozen_v = (0.0, 0.0) if self.variable_rates.reset_frozen_moments else (m, v)
+      next_m = tf.where_v2(active, next_m, frozen_m)
+      next_v = tf.where_v2(active, next_v, frozen_v)
     return [param.assign(next_param), m.assign(next_m), v.assign(next_v)]
 
   def _do_use_weight_decay(self, param_name):
@@ -175,9 +180,9 @@ class LAMBOptimizer(AdamWeightDecayOptimizer):
   """LAMB: the AdamW update rescaled per variable by ||w|| / ||update|| (trust ratio)."""
 
   def __init__(self, learning_rate, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-               exclude_from_weight_decay=None, lr_scale_fn=None, name="LAMBOptimizer"):
+               exclude_from_weight_decay=None, variable_rates=None, name="LAMBOptimizer"):
     super().__init__(learning_rate, weight_decay_rate, beta_1, beta_2, epsilon,
-                     exclude_from_weight_decay, lr_scale_fn, name)
+                     exclude_from_weight_decay, variable_rates, name)
 
   def _rate(self, param, param_name, update):
     rate = super()._rate(param, param_name, update)

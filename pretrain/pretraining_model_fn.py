@@ -13,7 +13,6 @@ import tensorflow.compat.v1 as tf
 
 from mobilebert import optimization
 from pretrain import initialization
-from pretrain import progressive
 from pretrain.pretraining_model import PretrainingModel
 
 # `learning_rate_schedule` decays linearly over this many steps: a constant rate in practice
@@ -65,16 +64,9 @@ def model_fn_builder(options, train, init_checkpoint=None, summaries=SummaryOpti
       num_replicas = replicas.num_replicas_in_sync if replicas is not None else 1
       # Training sums what the replicas report; evaluation averages it.
       reported_loss = model.total_loss / float(num_replicas)
-      lr_scale_fn = None
-      num_train_steps = train.num_train_steps
-      if options.kind == "progressive":
-        frozen = progressive.shared_with_teacher(student_vars, teacher_vars)
-        lr_scale_fn = options.schedule.lr_scale_fn(model.stage, frozen)
-        num_train_steps = CONSTANT_RATE_STEPS
-      result = optimization.build_train_op(
-          model.total_loss, train.learning_rate, num_train_steps, train.num_warmup_steps,
-          train.use_tpu, train.optimizer, train.weight_decay_rate, tvars=student_vars,
-          lr_scale_fn=lr_scale_fn, loss_scale=train.loss_scale)
+      schedule = options.schedule if options.kind == "progressive" else None
+      result = build_phase_train_op(model.total_loss, step, train, student_vars, teacher_vars,
+                                    schedule)
       host_call = None
       if summaries.use_summary:
         scalars = dict(model.scalars, learning_rate=result.learning_rate)
@@ -90,6 +82,33 @@ def model_fn_builder(options, train, init_checkpoint=None, summaries=SummaryOpti
     raise ValueError(f"pretraining supports TRAIN and EVAL, not {mode}")
 
   return model_fn
+
+
+def build_phase_train_op(loss, step, train, student_vars, teacher_vars, schedule=None):
+  """The optimizer step of a phase; with a ProgressiveSchedule, the warm-up's per-variable rates.
+
+  Args:
+    loss: scalar loss tensor.
+    step: int64 scalar, the global step before this step's increment.
+    train: TrainOptions.
+    student_vars, teacher_vars: lists of variables (only the student's are trained).
+    schedule: progressive.ProgressiveSchedule of a warm-up phase, else None.
+  Returns:
+    optimization.TrainOp.
+  """
+  variable_rates = None
+  num_train_steps = train.num_train_steps
+  if schedule is not None:
+    if schedule.optimizer != train.optimizer:  # the original's rates depend on the optimizer
+      raise ValueError(f"the warm-up schedule was made for {schedule.optimizer}, the phase trains "
+                       f"with {train.optimizer}")
+    variable_rates = schedule.variable_rates(schedule.stage_tensors(step), student_vars,
+                                             teacher_vars)
+    num_train_steps = CONSTANT_RATE_STEPS
+  return optimization.build_train_op(
+      loss, train.learning_rate, num_train_steps, train.num_warmup_steps, train.use_tpu,
+      train.optimizer, train.weight_decay_rate, tvars=student_vars, variable_rates=variable_rates,
+      loss_scale=train.loss_scale)
 
 
 def _initializer(init_checkpoint, student_vars, teacher_vars, use_tpu):

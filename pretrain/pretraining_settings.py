@@ -16,6 +16,7 @@ from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 from pretrain import data_config
 from pretrain import pretraining_input
+from pretrain import progressive
 
 # Flags that only mean something with a teacher, and their "no teacher" values.
 TEACHER_FLAGS = {"layer_wise_warmup": False, "attention_distill_factor": 0.0,
@@ -59,6 +60,7 @@ class PretrainingSettings:
   weight_decay_rate: float = 0.01
   layer_wise_warmup: bool = False
   num_distill_steps: int = 100000
+  layer_wise_warmup_schedule: Optional[str] = None  # None: progressive.DEFAULT_SCHEDULE[optimizer]
   lower_layer_lr_scale: float = 0.1
   hidden_distill_factor: float = 0.0
   attention_distill_factor: float = 0.0
@@ -161,6 +163,17 @@ class PretrainingSettings:
     if not 0.0 <= self.lower_layer_lr_scale <= 1.0:
       raise PretrainingFlagError(f"--lower_layer_lr_scale must be in [0, 1], got "
                                  f"{self.lower_layer_lr_scale}")
+    try:
+      schedule = progressive.schedule_name(self.layer_wise_warmup_schedule, self.optimizer)
+    except ValueError as e:
+      raise PretrainingFlagError(str(e)) from None
+    default_scale = PretrainingSettings.__dataclass_fields__["lower_layer_lr_scale"].default
+    if (self.layer_wise_warmup and schedule == progressive.ORIGINAL and self.optimizer == "adamw"
+        and self.lower_layer_lr_scale != default_scale):
+      raise PretrainingFlagError(
+          f"--lower_layer_lr_scale={self.lower_layer_lr_scale} has no effect: under --optimizer=adamw "
+          "the original warm-up schedule applies no layer-wise rate; pass "
+          "--layer_wise_warmup_schedule=staged to scale the lower layers")
     if self.layer_wise_warmup and self.num_distill_steps < self.bert_config.num_hidden_layers:
       raise PretrainingFlagError(
           f"--num_distill_steps ({self.num_distill_steps}) must be at least the student's "

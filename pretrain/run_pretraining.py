@@ -5,7 +5,8 @@
     --input_file='data/tf_examples.*' --output_dir=out --do_train --layer_wise_warmup ...
 
 The flags are those of the original script (run_scripts/run_pretraining.sh passes the release's),
-plus --nsp, --lower_layer_lr_scale, --eval_input_file, --num_gpus, --precision and --loss_scale.
+plus --nsp, --layer_wise_warmup_schedule, --lower_layer_lr_scale, --eval_input_file, --num_gpus,
+--precision and --loss_scale.
 This module only turns flags into a checked PretrainingSettings; pretrain/schedule.py runs it.
 See pretrain/README.md.
 """
@@ -19,6 +20,7 @@ from mobilebert import flags as shared_flags
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 from pretrain import data_files
+from pretrain import progressive
 from pretrain import schedule
 from pretrain.pretraining_settings import PretrainingFlagError, PretrainingSettings
 
@@ -65,8 +67,18 @@ def define_flags():
   _define("bool", "layer_wise_warmup", False, "Progressive knowledge transfer before the main "
           "round, in output_dir/warmup.")
   _define("integer", "num_distill_steps", 100000, "Steps of the layer-wise warm-up (all stages).")
+  defaults = ", ".join(f"{schedule} under {optimizer}"
+                       for optimizer, schedule in progressive.DEFAULT_SCHEDULE.items())
+  _define("string", "layer_wise_warmup_schedule", None, "How the layer-wise warm-up trains: "
+          "'original' = the original code step for step (stage l is steps s*l+1..s*l+s; LAMB: 3x "
+          "rate with a periodic background, moments restarted each stage, non-encoder variables "
+          "frozen; AdamW: no layer-wise rate at all, as the Chinese release trained); 'staged' = "
+          "ours (stage l is steps [s*l, s*(l+1)), ramped 1x rate, moments kept, the same schedule "
+          f"under both optimizers). Default: {defaults} (the authors' LAMB design; the original "
+          "AdamW decays the layers it does not train). See pretrain/README.md.")
   _define("float", "lower_layer_lr_scale", 0.1, "Learning-rate scale of the layers below the "
-          "current stage (0 freezes them).")
+          "current stage (0 freezes them); the original's 0.1. Refused with --optimizer=adamw and "
+          "the original schedule, which has no layer-wise rate to scale.")
   _define("float", "distill_temperature", 1.0, "Temperature dividing the teacher's MLM logits.")
   _define("float", "distill_ground_truth_ratio", 1.0, "Weight r of the true token in the MLM "
           "targets (1 - r) * teacher + r * one_hot; 1 trains without the teacher.")

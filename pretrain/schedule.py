@@ -22,10 +22,10 @@ from mobilebert import run_config
 from mobilebert.run_config import Runner
 from pretrain import distillation
 from pretrain import pretraining_input
+from pretrain import progressive
 from pretrain import run_hooks
 from pretrain.pretraining_model import ModelOptions
 from pretrain.pretraining_model_fn import SummaryOptions, TrainOptions, model_fn_builder
-from pretrain.progressive import ProgressiveSchedule
 
 Phase = collections.namedtuple("Phase", ["name", "kind", "model_dir", "end_step", "input_files",
                                          "max_seq_length", "batch_size"])
@@ -84,8 +84,10 @@ def model_options(settings, kind):
   teacher = settings.bert_teacher_config if kind != "mlm" else None
   schedule = None
   if kind == "progressive":
-    schedule = ProgressiveSchedule(settings.bert_config.num_hidden_layers,
-                                   settings.num_distill_steps, settings.lower_layer_lr_scale)
+    schedule = progressive.make_schedule(
+        settings.layer_wise_warmup_schedule, settings.optimizer,
+        settings.bert_config.num_hidden_layers, settings.num_distill_steps,
+        settings.lower_layer_lr_scale)
   return ModelOptions(
       bert_config=settings.bert_config, kind=kind, teacher_config=teacher,
       transfer_factors=distillation.TransferLosses(
@@ -182,7 +184,11 @@ def describe(settings):
   for phase in plan_phases(settings):
     step = run_config.latest_step(phase.model_dir)
     state = "done" if step >= phase.end_step else (f"resumes at step {step}" if step else "to do")
-    lines.append(f"{phase.name}: {phase.kind}, until step {phase.end_step}, batch {phase.batch_size}, "
+    kind = phase.kind
+    if kind == "progressive":
+      name = progressive.schedule_name(settings.layer_wise_warmup_schedule, settings.optimizer)
+      kind = f"{kind} ({name} schedule, {settings.optimizer})"
+    lines.append(f"{phase.name}: {kind}, until step {phase.end_step}, batch {phase.batch_size}, "
                  f"length {phase.max_seq_length}, {len(phase.input_files)} input file(s), "
                  f"{phase.model_dir} ({state})")
   return lines
@@ -194,5 +200,6 @@ def _log_phase_start(settings, phase, step):
                   phase.end_step, phase.model_dir)
   if phase.kind == "progressive":
     schedule = model_options(settings, phase.kind).schedule
-    tf.logging.info("  progressive transfer: %s; now in stage %d", schedule.describe(),
-                    schedule.stage_of_step(step))
+    stage = schedule.stage_of_step(step)
+    tf.logging.info("  progressive transfer: %s; step %d %s", schedule.describe(), step,
+                    f"trains layer {stage}" if stage >= 0 else "trains no layer (outside every stage)")

@@ -4,6 +4,9 @@
 # of distillation with half teacher, half ground-truth labels. Same variables and flags as the original.
 #   DATA_DIR='/data/tf_examples.*' TEACHER_CHECKPOINT=roberta-wwm-ext/bert_model.ckpt \
 #     OUTPUT_DIR=gs://bucket/mobilebert/base-f2 TPU_NAME=my-tpu bash run_scripts/run_pretraining.sh
+# The warm-up runs exactly as the release trained it (WARMUP_SCHEDULE=original: the original code's AdamW,
+# which applies no layer-wise learning rate, every student variable at --learning_rate, only the transfer
+# losses staged); WARMUP_SCHEDULE=staged trains with this project's schedule instead (pretrain/README.md).
 # Rerunning the same command resumes from the last checkpoint, in the right phase and stage.
 # Without a TPU: USE_TPU=false (add --num_gpus=N for several GPUs). Extra arguments are passed on and
 # override the flags below (absl keeps the last value), e.g. --dry_run to only check flags and data.
@@ -20,6 +23,8 @@ DATA_DIR="${DATA_DIR:-./data-dir/tf_examples.*}"
 TEACHER_CHECKPOINT="${TEACHER_CHECKPOINT:-./roberta-wwm-ext/bert_model.ckpt}"
 # Where the pretrained MobileBERT goes
 OUTPUT_DIR="${OUTPUT_DIR:-./mobilebert/base-f2}"
+# The layer-wise warm-up: original (as the release trained) or staged (ours)
+WARMUP_SCHEDULE="${WARMUP_SCHEDULE:-original}"
 
 # TPU only; empty names use the TPU the environment provides (a Cloud TPU VM)
 TPU_NAME="${TPU_NAME:-}"
@@ -43,6 +48,7 @@ USE_TPU="${USE_TPU:-true}"
   --hidden_distill_factor=100 \
   --init_checkpoint="${TEACHER_CHECKPOINT}" \
   --layer_wise_warmup \
+  --layer_wise_warmup_schedule="${WARMUP_SCHEDULE}" \
   --learning_rate=1e-4 \
   --max_predictions_per_seq=75 \
   --max_seq_length=512 \

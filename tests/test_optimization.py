@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 from mobilebert import optimization
 
 
-def _run_steps(optimizer, steps, lr_scale=None, warmup=0, decay_rate=0.01):
+def _run_steps(optimizer, steps, lr_scale=None, warmup=0, decay_rate=0.01, reset_moments=False):
   with tf.Graph().as_default():
     tf.set_random_seed(0)
     w = tf.get_variable("layer/dense/kernel", [3, 2], initializer=tf.ones_initializer())
@@ -15,19 +15,22 @@ def _run_steps(optimizer, steps, lr_scale=None, warmup=0, decay_rate=0.01):
     frozen = tf.get_variable("frozen/kernel", [2], initializer=tf.ones_initializer())
     x = tf.constant([[1.0, -2.0, 0.5]])
     loss = tf.reduce_sum(tf.square(tf.matmul(x, w) + b - 3.0)) + tf.reduce_sum(frozen * 2.0)
-    scale_fn = None
+    rates = None
     if lr_scale is not None:
-      scale_fn = lambda v: tf.constant(lr_scale) if v.name.startswith("frozen") else None
+      rates = optimization.VariableRates(
+          lambda v: tf.constant(lr_scale) if v.name.startswith("frozen") else None, reset_moments)
     result = optimization.build_train_op(loss, 0.1, num_train_steps=10, num_warmup_steps=warmup,
                                          optimizer=optimizer, weight_decay_rate=decay_rate,
-                                         lr_scale_fn=scale_fn)
+                                         variable_rates=rates)
     slots = sorted(v.name for v in tf.global_variables() if "adam" in v.name)
+    frozen_m = [v for v in tf.global_variables() if v.name == "frozen/kernel/adam_m:0"][0]
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
+      session.run(frozen_m.assign([0.5, 0.5]))  # as if it had trained before being frozen
       rates = []
       for _ in range(steps):
         rates.append(session.run([result.train_op, result.learning_rate])[1])
-      return session.run({"w": w, "b": b, "frozen": frozen}), rates, slots
+      return session.run({"w": w, "b": b, "frozen": frozen, "frozen_m": frozen_m}), rates, slots
 
 
 def test_schedule_warms_up_then_decays_linearly():
@@ -66,7 +69,15 @@ def test_adamw_first_step_matches_hand_computation():
 def test_scale_zero_freezes_a_variable_and_its_weight_decay(optimizer):
   values, _, _ = _run_steps(optimizer, 3, lr_scale=0.0)
   np.testing.assert_array_equal(values["frozen"], np.ones(2))
+  np.testing.assert_array_equal(values["frozen_m"], [0.5, 0.5])  # moments kept
   assert not np.allclose(values["w"], 1.0)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "lamb"])
+def test_scale_zero_with_reset_zeroes_the_moments_as_the_original_lamb(optimizer):
+  values, _, _ = _run_steps(optimizer, 1, lr_scale=0.0, reset_moments=True)
+  np.testing.assert_array_equal(values["frozen"], np.ones(2))
+  np.testing.assert_array_equal(values["frozen_m"], [0.0, 0.0])
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "lamb"])

@@ -184,3 +184,34 @@ def test_tpu_batches_must_split_over_the_cores(data):
   with pytest.raises(PretrainingFlagError, match="--train_batch_size \\(12\\) must be divisible by "
                                                  "--num_tpu_cores \\(8\\)"):
     settings_for(_base(data, "--use_tpu", "--train_batch_size=12", "--eval_batch_size=8"))
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--optimizer=lamb"], "original"),   # the authors' LAMB recipe
+    (["--optimizer=adamw"], "staged"),    # the original AdamW ignores layer-wise rates
+    (["--optimizer=adamw", "--layer_wise_warmup_schedule=original"], "original"),
+    (["--optimizer=lamb", "--layer_wise_warmup_schedule=staged"], "staged"),
+])
+def test_warmup_schedule_default_per_optimizer_and_override(data, extra, expected):
+  settings = settings_for(_base(data, *_teacher("--layer_wise_warmup", "--num_distill_steps=4",
+                                                "--attention_distill_factor=1", *extra)))
+  phase = schedule.plan_phases(settings)[0]
+  assert schedule.model_options(settings, phase.kind).schedule.name == expected
+
+
+def test_bad_warmup_schedule_is_one_line_naming_the_flag(data):
+  argv = _base(data, *_teacher("--layer_wise_warmup", "--num_distill_steps=4",
+                               "--attention_distill_factor=1", "--layer_wise_warmup_schedule=paper"))
+  with pytest.raises(PretrainingFlagError) as error:
+    settings_for(argv)
+  assert str(error.value) == ("--layer_wise_warmup_schedule must be one of original, staged (or "
+                              "unset for the optimizer's default), got 'paper'")
+
+
+def test_lower_layer_scale_that_the_original_adamw_would_ignore_is_refused(data):
+  argv = _base(data, *_teacher("--layer_wise_warmup", "--num_distill_steps=4",
+                               "--attention_distill_factor=1", "--optimizer=adamw",
+                               "--layer_wise_warmup_schedule=original", "--lower_layer_lr_scale=0"))
+  with pytest.raises(PretrainingFlagError, match="^--lower_layer_lr_scale=0.0 has no effect: under "
+                     "--optimizer=adamw the original warm-up schedule applies no layer-wise rate"):
+    settings_for(argv)

@@ -21,12 +21,16 @@ def test_release_script_flags_and_data_check_pass_unchanged(tmp_path):
     write_tfrecord(tmp_path / f"tf_examples.{shard}", random_instances(2, 512, 75, seed=shard))
   env = {"DATA_DIR": f"{tmp_path}/tf_examples.*", "TEACHER_CHECKPOINT": str(tmp_path / "teacher"),
          "OUTPUT_DIR": str(tmp_path / "out")}
-  for use_tpu in ("true", "false"):
-    result = run_script("run_pretraining.sh", dict(env, USE_TPU=use_tpu), "--dry_run", timeout=120)
+  # By default the warm-up runs as the release trained it; WARMUP_SCHEDULE switches to ours.
+  for use_tpu, schedule_env, schedule in (("true", {}, "original"),
+                                          ("false", {"WARMUP_SCHEDULE": "staged"}, "staged")):
+    result = run_script("run_pretraining.sh", dict(env, USE_TPU=use_tpu, **schedule_env),
+                        "--dry_run", timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("warmup: progressive, until step 500000, batch 384, length 512, "
-                               "2 input file(s)") and lines[0].endswith("(to do)")
+    assert lines[0].startswith(f"warmup: progressive ({schedule} schedule, adamw), until step "
+                               "500000, batch 384, length 512, 2 input file(s)")
+    assert lines[0].endswith("(to do)")
     assert lines[1].startswith("main_round: distill, until step 2000000, batch 384, length 512")
   assert not (tmp_path / "out").exists()
 
