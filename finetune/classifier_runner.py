@@ -21,7 +21,8 @@ from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
 from finetune.tasks import GenericOptions, create_task
 from mobilebert import atomic_io
 from mobilebert.config import BertConfig
-from mobilebert.run_config import ProgressHook, Runner, RunSettings
+from mobilebert import input_pipeline
+from mobilebert.run_config import ProgressHook, Runner, RunSettings, latest_step
 from mobilebert.tokenization import FullTokenizer
 
 LABEL_FILE = "label_list.json"
@@ -118,10 +119,11 @@ def predict_split(runner, split, max_seq_length, batch_size, checkpoint_path):
                                            num_examples=split.num_examples,
                                            pad_to_batch_size=batch_size)
   label_ids, log_probs = [], []
-  for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
-    if prediction["is_real_example"]:
-      label_ids.append(int(prediction["label_ids"]))
-      log_probs.append(prediction["log_probs"])
+  with input_pipeline.naming_corrupt_records([split.path]):
+    for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
+      if prediction["is_real_example"]:
+        label_ids.append(int(prediction["label_ids"]))
+        log_probs.append(prediction["log_probs"])
   if len(label_ids) != split.num_examples:
     raise RuntimeError(f"scored {len(label_ids)} of {split.num_examples} examples of {split.path}")
   return np.array(label_ids), np.array(log_probs)
@@ -226,10 +228,13 @@ def run(config):
                  train_split.num_examples, config.train_batch_size, num_train_steps, num_warmup_steps)
     input_fn = features_lib.input_fn_builder(train_split.path, config.max_seq_length,
                                              is_training=True, num_examples=train_split.num_examples,
-                                             seed=config.run.rand_seed)
-    runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
-                 hooks=[ProgressHook(config.train_batch_size, num_train_steps,
-                                     config.log_every_n_steps)])
+                                             seed=config.run.rand_seed,
+                                             start_example=input_pipeline.start_example(
+                                                 latest_step(output_dir), 0, config.train_batch_size))
+    with input_pipeline.naming_corrupt_records([train_split.path]):
+      runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
+                   hooks=[ProgressHook(config.train_batch_size, num_train_steps,
+                                       config.log_every_n_steps)])
 
   history, best = [], None
   if config.do_eval:

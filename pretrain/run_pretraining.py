@@ -18,6 +18,7 @@ import tensorflow.compat.v1 as tf
 
 from mobilebert import checkpoint
 from mobilebert import flags as shared_flags
+from mobilebert import input_pipeline
 from mobilebert.config import BertConfig, ConfigError
 from mobilebert.run_config import RunSettings
 from pretrain import data_files
@@ -125,7 +126,8 @@ def main(_):
     if settings.do_eval:
       schedule.evaluate(settings)
   except (PretrainingFlagError, ConfigError, data_files.DataFileError, schedule.ResumeError,
-          checkpoint.CheckpointError, pretraining_input.PretrainingDataError) as e:
+          checkpoint.CheckpointError, pretraining_input.PretrainingDataError,
+          input_pipeline.RecordError) as e:
     sys.exit(f"run_pretraining.py: error: {e}")
 
 
