@@ -17,7 +17,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune import classifier_features as features_lib
-from mobilebert import atomic_io, cli
+from mobilebert import atomic_io, cli, input_pipeline
 
 EVAL_RESULTS = "eval_results.txt"
 EVAL_HISTORY = "eval_history.json"
@@ -39,10 +39,11 @@ def predict_split(runner, split, max_seq_length, batch_size, checkpoint_path):
                                            num_examples=split.num_examples,
                                            pad_to_batch_size=batch_size)
   label_ids, log_probs = [], []
-  for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
-    if prediction["is_real_example"]:
-      label_ids.append(int(prediction["label_ids"]))
-      log_probs.append(prediction["log_probs"])
+  with input_pipeline.naming_corrupt_records([split.path]):
+    for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
+      if prediction["is_real_example"]:
+        label_ids.append(int(prediction["label_ids"]))
+        log_probs.append(prediction["log_probs"])
   if len(label_ids) != split.num_examples:
     raise RuntimeError(f"scored {len(label_ids)} of {split.num_examples} examples of {split.path}")
   return np.array(label_ids), np.array(log_probs)

@@ -15,6 +15,7 @@ from absl import logging
 
 from mobilebert import atomic_io
 from mobilebert import cli
+from mobilebert import input_pipeline
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
@@ -186,10 +187,11 @@ def num_padding(num_examples, batch_size):
 
 
 def input_fn_builder(input_file, seq_length, is_training, num_examples, pad_to_batch_size=None,
-                     seed=None):
+                     seed=None, start_example=0):
   """An Estimator/TPUEstimator input_fn over a cached split.
 
-  Training repeats and shuffles (within `seed`). Eval and predict read the file once, in order; with
+  Training repeats and shuffles, in an order fixed by `seed`, from example `start_example`
+  (global_step * batch_size when resuming). Eval and predict read the file once, in order; with
   `pad_to_batch_size` (the global batch size) they append padding examples so every batch is full and
   shapes stay static on TPU, while each real example is still scored exactly once.
   """
@@ -200,12 +202,16 @@ def input_fn_builder(input_file, seq_length, is_training, num_examples, pad_to_b
     # tf.Example stores int64; TPUs want int32.
     return {name: tf.cast(tensor, tf.int32) for name, tensor in example.items()}
 
+  input_pipeline.check_record_count(input_file, num_examples)
+
   def input_fn(params):
     batch_size = params["batch_size"]
-    dataset = tf.data.TFRecordDataset(input_file)
     if is_training:
-      dataset = dataset.shuffle(min(num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
-      dataset = dataset.repeat()
+      # The order depends on (seed, epoch) only, and a resumed run starts where it stopped.
+      dataset = input_pipeline.training_records([input_file], [num_examples], seed, start_example,
+                                                shuffle_buffer_size=min(num_examples, 20000))
+    else:
+      dataset = tf.data.TFRecordDataset(input_file)
     dataset = dataset.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
     if not is_training and pad_to_batch_size:
       pad = padding_features(seq_length)

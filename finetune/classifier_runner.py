@@ -22,7 +22,8 @@ from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
 from finetune.tasks import GenericOptions, create_task
 from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
-from mobilebert.run_config import ProgressHook, Runner, RunSettings
+from mobilebert import input_pipeline
+from mobilebert.run_config import ProgressHook, Runner, RunSettings, latest_step
 from mobilebert.tokenization import FullTokenizer
 
 LABEL_FILE = "label_list.json"
@@ -200,11 +201,14 @@ def run(config):
                  train_split.num_examples, config.train_batch_size, num_train_steps, num_warmup_steps)
     input_fn = features_lib.input_fn_builder(train_split.path, config.max_seq_length,
                                              is_training=True, num_examples=train_split.num_examples,
-                                             seed=config.run.rand_seed)
-    runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
-                 hooks=[ProgressHook(config.train_batch_size, num_train_steps,
-                                     config.log_every_n_steps)],
-                 saving_listeners=[scorer] if scorer else None)
+                                             seed=config.run.rand_seed,
+                                             start_example=input_pipeline.start_example(
+                                                 latest_step(output_dir), 0, config.train_batch_size))
+    with input_pipeline.naming_corrupt_records([train_split.path]):
+      runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
+                   hooks=[ProgressHook(config.train_batch_size, num_train_steps,
+                                       config.log_every_n_steps)],
+                   saving_listeners=[scorer] if scorer else None)
 
   history, best, best_kept = [], None, None
   if config.do_eval:

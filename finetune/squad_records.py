@@ -19,6 +19,7 @@ from finetune.classifier_features import file_sha256
 
 from mobilebert import atomic_io
 from mobilebert import cli
+from mobilebert import input_pipeline
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
@@ -95,10 +96,11 @@ def cached_records(name, key, cache_dir, make_features, is_training):
 
 
 def input_fn_builder(input_file, seq_length, is_training, num_features, pad_to_batch_size=None,
-                     seed=None):
+                     seed=None, start_example=0):
   """An Estimator/TPUEstimator input_fn over cached records.
 
-  Training shuffles (within `seed`), repeats and drops the last partial batch. Prediction reads the
+  Training shuffles in an order fixed by `seed`, repeats, starts at example `start_example`
+  (global_step * batch_size when resuming) and drops the last partial batch. Prediction reads the
   file once, in order; with `pad_to_batch_size` (the global batch size) it appends padding records
   with unique_ids 0 so every batch is full and shapes stay static on TPU (the host drops them).
   """
@@ -109,11 +111,15 @@ def input_fn_builder(input_file, seq_length, is_training, num_features, pad_to_b
     # tf.Example stores int64; TPUs want int32.
     return {name: tf.cast(tensor, tf.int32) for name, tensor in example.items()}
 
+  input_pipeline.check_record_count(input_file, num_features)
+
   def input_fn(params):
-    dataset = tf.data.TFRecordDataset(input_file)
     if is_training:
-      dataset = dataset.shuffle(min(num_features, 20000), seed=seed, reshuffle_each_iteration=True)
-      dataset = dataset.repeat()
+      # The order depends on (seed, epoch) only, and a resumed run starts where it stopped.
+      dataset = input_pipeline.training_records([input_file], [num_features], seed, start_example,
+                                                shuffle_buffer_size=min(num_features, 20000))
+    else:
+      dataset = tf.data.TFRecordDataset(input_file)
     dataset = dataset.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
     if not is_training and pad_to_batch_size:
       zeros = tf.zeros([seq_length], tf.int32)

@@ -19,7 +19,8 @@ from finetune import cmrc2018_evaluate, squad_data, squad_features, squad_postpr
 from finetune.squad_model import SpanModelSettings, model_fn_builder
 from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
-from mobilebert.run_config import ProgressHook, Runner, RunSettings
+from mobilebert import input_pipeline
+from mobilebert.run_config import ProgressHook, Runner, RunSettings, latest_step
 from mobilebert.tokenization import FullTokenizer
 
 EVAL_RESULTS = "eval_results.json"
@@ -111,11 +112,12 @@ def predict_features(runner, records, features, config, checkpoint):
       records.path, config.max_seq_length, is_training=False, num_features=records.num_features,
       pad_to_batch_size=config.predict_batch_size)
   results = []
-  for output in runner.predict(input_fn, config.predict_batch_size, checkpoint_path=checkpoint):
-    unique_id = int(output["unique_ids"])
-    if unique_id != squad_records.PADDING_UNIQUE_ID:
-      results.append(squad_postprocess.RawResult(unique_id, output["start_logits"],
-                                                 output["end_logits"]))
+  with input_pipeline.naming_corrupt_records([records.path]):
+    for output in runner.predict(input_fn, config.predict_batch_size, checkpoint_path=checkpoint):
+      unique_id = int(output["unique_ids"])
+      if unique_id != squad_records.PADDING_UNIQUE_ID:
+        results.append(squad_postprocess.RawResult(unique_id, output["start_logits"],
+                                                   output["end_logits"]))
   if len(results) != len(features):
     raise RuntimeError(f"predicted {len(results)} of {len(features)} features of {records.path}")
   return results
@@ -175,10 +177,14 @@ def run(config):
     input_fn = squad_records.input_fn_builder(train_records.path, config.max_seq_length,
                                               is_training=True,
                                               num_features=train_records.num_features,
-                                              seed=config.run.rand_seed)
-    runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
-                 hooks=[ProgressHook(config.train_batch_size, num_train_steps,
-                                     config.log_every_n_steps)])
+                                              seed=config.run.rand_seed,
+                                              start_example=input_pipeline.start_example(
+                                                  latest_step(output_dir), 0,
+                                                  config.train_batch_size))
+    with input_pipeline.naming_corrupt_records([train_records.path]):
+      runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
+                   hooks=[ProgressHook(config.train_batch_size, num_train_steps,
+                                       config.log_every_n_steps)])
 
   if not config.do_predict:
     return RunReport(num_train_steps, None, None, None)

@@ -6,6 +6,7 @@ Variable names follow the original code (`dense/kernel`, `LayerNorm/{beta,gamma}
 """
 
 import math
+import zlib
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -61,10 +62,23 @@ def create_initializer(initializer_range=0.02):
 
 
 def dropout(input_tensor, dropout_prob):
-  """Dropout with a drop probability (not a keep probability); a no-op for None or 0."""
+  """Dropout with a drop probability (not a keep probability); a no-op for None or 0.
+
+  The mask is a stateless function of (graph seed, global step, call site): a graph-mode stateful
+  random op replays its sequence from the start when a killed run is restarted, so a resumed run
+  would drop other units than an uninterrupted one. The site is the op's name scope (unique and
+  stable for the same graph, one per replica under a distribution strategy).
+  """
   if dropout_prob is None or dropout_prob == 0.0:
     return input_tensor
-  return tf.nn.dropout(input_tensor, rate=dropout_prob)
+  with tf.name_scope(None, "dropout", [input_tensor]) as scope:
+    graph_seed = (tf.get_default_graph().seed or 0) & 0x7FFFFFFF
+    site_seed = (graph_seed << 32) | zlib.crc32(scope.encode("utf-8"))
+    global_step = tf.train.get_global_step()
+    # The read precedes this step's increment: the optimizer increments after applying gradients.
+    step = tf.constant(0, tf.int64) if global_step is None else tf.cast(global_step, tf.int64)
+    seed = tf.stack([tf.constant(site_seed, tf.int64), step])
+    return tf.nn.experimental.stateless_dropout(input_tensor, rate=dropout_prob, seed=seed)
 
 
 def gelu(x):

@@ -71,6 +71,10 @@ class Runner:
     self.settings = settings
     self.model_fn = model_fn
     self.params = dict(params or {})
+    if settings.num_gpus or any("gpu" in d.lower() for d in settings.devices or ()):
+      # GPU kernels (atomic adds in reductions and scatters, cuDNN algorithm choice) differ from run
+      # to run unless asked not to; CPU kernels give the same bits for the same thread count.
+      tf.config.experimental.enable_op_determinism()
     self.strategy = self._strategy()
     self.num_replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
 

@@ -11,6 +11,7 @@ import tensorflow.compat.v1 as tf
 from google.protobuf import message
 
 from mobilebert import cli
+from mobilebert import input_pipeline
 
 # name, dtype, length: a flag name (whose value is the length) or a fixed number; needed_by: None for
 # a feature every file must have, else the flag (without --) that needs it; absent, it reads as zeros.
@@ -65,31 +66,28 @@ def decode_batch(serialized, max_seq_length, max_predictions_per_seq):
 
 
 def input_fn_builder(input_files, max_seq_length, max_predictions_per_seq, is_training,
-                     num_cpu_threads=4, shuffle_buffer_size=1000):
+                     num_cpu_threads=4, shuffle_buffer_size=1000, seed=0, start_example=0,
+                     record_counts=None):
   """Returns an Estimator/TPUEstimator `input_fn(params)` over `input_files` (a list of paths).
 
-  Training reads the files in a shuffled, repeating order, interleaving several at once, and shuffles
-  records; evaluation reads them in order and also repeats (it runs a fixed number of steps). Batches
-  are `params["batch_size"]` with the remainder dropped, since TPUs need static shapes.
+  Training reads mobilebert.input_pipeline.training_records: per epoch, the files in an order drawn
+  from (seed, epoch), several interleaved, records shuffled; the same on every run, and starting at
+  `start_example` (global_step * batch_size of a resumed run). `record_counts` come from
+  input_pipeline.scan_records (scanned here if not given). Evaluation reads the files in order and
+  repeats (it runs a fixed number of steps). Batches are `params["batch_size"]` with the remainder
+  dropped, since TPUs need static shapes.
   """
   input_files = list(input_files)
+  if is_training and record_counts is None:
+    record_counts = input_pipeline.scan_records(input_files)
 
   def input_fn(params):
     batch_size = params["batch_size"]
     if is_training:
-      d = tf.data.Dataset.from_tensor_slices(tf.constant(input_files))
-      d = d.repeat()
-      d = d.shuffle(buffer_size=len(input_files))
-      # Reading several files at once mixes instances of different shards; order across them does
-      # not need to be deterministic for training.
-      d = d.interleave(tf.data.TFRecordDataset, cycle_length=min(num_cpu_threads, len(input_files)),
-                       num_parallel_calls=tf.data.experimental.AUTOTUNE)
       # Consecutive records of a shard come from one chunk of documents (the data tool shuffles
       # within a chunk only), so shuffle more than the original's 100 records.
-      d = d.shuffle(buffer_size=shuffle_buffer_size)
-      options = tf.data.Options()
-      options.experimental_deterministic = False
-      d = d.with_options(options)
+      d = input_pipeline.training_records(input_files, record_counts, seed, start_example,
+                                          shuffle_buffer_size, cycle_length=num_cpu_threads)
     else:
       d = tf.data.TFRecordDataset(input_files)
       d = d.repeat()

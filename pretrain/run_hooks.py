@@ -16,7 +16,12 @@ class KeepingCheckpointSaverHook(tf.train.CheckpointSaverHook):
 
   def _save(self, session, step):
     prefix = os.path.join(self._checkpoint_dir, f"model.ckpt-{int(step)}")
-    if tf.io.gfile.exists(prefix + ".index"):
+    # Files the `checkpoint` state does not list are from a run killed inside its save: written again.
+    state = tf.train.get_checkpoint_state(self._checkpoint_dir)
+    recorded = state is not None and any(
+        os.path.basename(p) == os.path.basename(prefix)
+        for p in [state.model_checkpoint_path, *state.all_model_checkpoint_paths])
+    if recorded and tf.io.gfile.exists(prefix + ".index"):
       tf.logging.info("Checkpoint for step %d exists; kept as written", step)
       return False
     return super()._save(session, step)

@@ -18,6 +18,7 @@ import os
 import tensorflow.compat.v1 as tf
 
 from mobilebert import cli
+from mobilebert import input_pipeline
 from mobilebert import run_config
 from mobilebert.run_config import Runner
 from pretrain import distillation
@@ -63,6 +64,24 @@ def current_phase(phases):
     if step < phase.end_step:
       return phase, step
   return None, None
+
+
+def first_step(phases, phase):
+  """The global step `phase` starts at: where the phase before it in the same directory ends, else 0.
+  Its input stream starts at this step, so that a resumed phase skips (step - first_step) batches."""
+  earlier = [p.end_step for p in phases[:phases.index(phase)] if p.model_dir == phase.model_dir]
+  return earlier[-1] if earlier else 0
+
+
+def _scan_unfinished(phases):
+  """Record counts of every file list an unfinished phase trains on, keyed by the tuple of paths.
+  Every record is read (CRC-checked) here, so damaged data stops the run before a phase starts."""
+  counts = {}
+  for phase in phases:
+    files = tuple(phase.input_files)
+    if run_config.latest_step(phase.model_dir) < phase.end_step and files not in counts:
+      counts[files] = input_pipeline.scan_records(list(files))
+  return counts
 
 
 def check_resumable(settings, phases):
@@ -139,6 +158,7 @@ def train(settings):
   check_resumable(settings, phases)
   if current_phase(phases)[0] is None:
     tf.logging.info("All phases finished already (main round at step %d)", settings.num_train_steps)
+  record_counts = _scan_unfinished(phases)
   for phase in phases:
     step = run_config.latest_step(phase.model_dir)
     if step >= phase.end_step:
@@ -150,7 +170,10 @@ def train(settings):
     runner = runner_for(settings, phase,
                         init_checkpoint=init_checkpoint_for(settings, phase) if fresh else None)
     input_fn = pretraining_input.input_fn_builder(
-        phase.input_files, phase.max_seq_length, settings.max_predictions_per_seq, is_training=True)
+        phase.input_files, phase.max_seq_length, settings.max_predictions_per_seq, is_training=True,
+        seed=settings.run.rand_seed, record_counts=record_counts[tuple(phase.input_files)],
+        start_example=input_pipeline.start_example(step, first_step(phases, phase),
+                                                   phase.batch_size))
     every = settings.run.iterations_per_loop if settings.run.use_tpu else 100
     hooks = [run_config.ProgressHook(phase.batch_size, phase.end_step, every_n_steps=every,
                                      name=phase.name)]
@@ -158,7 +181,8 @@ def train(settings):
       # Multi-worker sessions save on the chief with their own hook; a worker hook would save on all.
       hooks.append(run_hooks.KeepingCheckpointSaverHook(
           phase.model_dir, save_steps=settings.run.save_checkpoints_steps))
-    runner.train(input_fn, max_steps=phase.end_step, batch_size=phase.batch_size, hooks=hooks)
+    with input_pipeline.naming_corrupt_records(phase.input_files):
+      runner.train(input_fn, max_steps=phase.end_step, batch_size=phase.batch_size, hooks=hooks)
   return run_config.latest_step(phases[-1].model_dir)
 
 
@@ -172,8 +196,9 @@ def evaluate(settings):
   files = settings.eval_input_files or settings.input_files
   input_fn = pretraining_input.input_fn_builder(files, settings.max_seq_length,
                                                 settings.max_predictions_per_seq, is_training=False)
-  result = runner.evaluate(input_fn, steps=settings.max_eval_steps,
-                           batch_size=settings.eval_batch_size)
+  with input_pipeline.naming_corrupt_records(files):
+    result = runner.evaluate(input_fn, steps=settings.max_eval_steps,
+                             batch_size=settings.eval_batch_size)
   run_hooks.write_results(os.path.join(settings.run.output_dir, EVAL_RESULTS), result)
   return result
 

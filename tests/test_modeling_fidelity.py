@@ -168,17 +168,29 @@ def test_relu6_clips_the_ffn_activations_where_relu_does_not(tmp_path):
   assert np.abs(outputs["relu6"] - golden["sequence_output"]).max() > 0.5
 
 
-def test_dropout_is_active_only_in_training():
+def test_dropout_is_active_only_in_training_and_a_function_of_the_step():
+  """Masks are stateless in (graph seed, global step, site): the same at the same step, so a resumed
+  run repeats an uninterrupted one; new at the next step (the weights unchanged)."""
   config = BertConfig.from_json_file(str(CONFIG_DIR / "tiny_bert_zh.json"))
-  with tf.Graph().as_default():
-    tf.set_random_seed(1)
-    ids = tf.constant([[101, 2769, 4263, 102]])
-    train = modeling.BertModel(config, True, ids, scope="bert").get_sequence_output()
-    evaluate = modeling.BertModel(config, False, ids, scope="bert_eval").get_sequence_output()
-    with tf.Session() as session:
-      session.run(tf.global_variables_initializer())
-      assert not np.allclose(session.run(train), session.run(train))
-      np.testing.assert_array_equal(session.run(evaluate), session.run(evaluate))
+
+  def outputs(seed):
+    with tf.Graph().as_default():
+      tf.set_random_seed(seed)
+      step = tf.train.get_or_create_global_step()
+      ids = tf.constant([[101, 2769, 4263, 102]])
+      train = modeling.BertModel(config, True, ids, scope="bert").get_sequence_output()
+      evaluate = modeling.BertModel(config, False, ids, scope="bert_eval").get_sequence_output()
+      with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        np.testing.assert_array_equal(session.run(evaluate), session.run(evaluate))
+        at_0 = session.run(train)
+        np.testing.assert_array_equal(at_0, session.run(train))
+        session.run(step.assign(1))
+        return at_0, session.run(train)
+
+  at_0, at_1 = outputs(seed=1)
+  assert not np.allclose(at_0, at_1)
+  np.testing.assert_array_equal(outputs(seed=1)[0], at_0)  # a new process, the same graph
 
 
 @pytest.mark.parametrize("compute_type", [tf.bfloat16, tf.float16], ids=["bfloat16", "float16"])

@@ -204,3 +204,16 @@ def test_restart_mid_stage_continues_in_that_stage_and_keeps_old_checkpoints(run
     if "adam" not in name:  # stage 1 with frozen lower layers: layer 0 must not move
       np.testing.assert_array_equal(value, tf.train.load_variable(finished, name), err_msg=name)
   assert settings.layer_wise_warmup
+
+
+def test_same_seed_same_data_gives_bit_identical_weights_in_every_phase(run, data_dir, tmp_path):
+  """Warm-up (progressive transfer), first round and main round (distillation) of a second run from
+  scratch end with every variable, AdamW slots included, equal bit for bit."""
+  output = tmp_path / "again"
+  schedule.train(settings_for(_argv(data_dir, output)))
+  for step, directory in ((6, "warmup"), (2, ""), (4, "")):
+    name = os.path.join(directory, f"model.ckpt-{step}")
+    first, second = _values(os.path.join(run["dir"], name)), _values(str(output / name))
+    assert sorted(first) == sorted(second)
+    differing = [n for n in first if not np.array_equal(first[n], second[n])]
+    assert not differing, f"{name}: {len(differing)} of {len(first)} variables differ: {differing[:3]}"
