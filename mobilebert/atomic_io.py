@@ -27,6 +27,9 @@ from mobilebert import cli
 MANIFEST = ".mobilebert-outputs.json"
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
 _TEMP = re.compile(r"^\.tmp-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}(\..*)?$")
+# Temporaries of earlier versions: `.name.tmp-PID` (data tool; cleaned like ours) and `name.tmp-PID`
+# (the rest; only skipped by globs, since a user's file could be named so).
+_OLD_TEMP = re.compile(r"^(?P<hidden>\.)?.+\.tmp-(?P<pid>\d+)$")
 # What an Estimator's (sharded) Saver writes before it merges a checkpoint: `model.ckpt-N_temp/`.
 _CHECKPOINT_TEMP = re.compile(r"^model\.ckpt-\d+_temp.*$")
 
@@ -53,7 +56,7 @@ def temporary_path(path):
 def is_internal(path):
   """True for temporary files and manifests: never an input, whatever a glob matched."""
   name = _split(path)[1]
-  return name == MANIFEST or bool(_TEMP.match(name))
+  return name == MANIFEST or bool(_TEMP.match(name) or _OLD_TEMP.match(name))
 
 
 def _process_is_dead(pid):
@@ -84,8 +87,12 @@ def remove_stale_temporaries(directory):
   if "://" in directory or not os.path.isdir(directory):
     return
   for name in os.listdir(directory):
-    match = _TEMP.match(name)
-    if match and match["host"] == _HOST and _process_is_dead(int(match["pid"])):
+    ours, old = _TEMP.match(name), _OLD_TEMP.match(name)
+    if ours:
+      stale = ours["host"] == _HOST and _process_is_dead(int(ours["pid"]))
+    else:
+      stale = bool(old and old["hidden"]) and _process_is_dead(int(old["pid"]))
+    if stale:
       logging.info("removing %s, left by a run that was killed", os.path.join(directory, name))
       _remove(os.path.join(directory, name))
 
@@ -224,6 +231,8 @@ def staged(path, tool=None, overwrite=True, flag="output"):
     if tool:
       check_replaceable([path], tool, overwrite, flag)  # it may have appeared meanwhile
     if tf.io.gfile.isdir(path):
+      if not tool:  # only a tool's own, recorded output directory is ever replaced
+        raise UnsafeOutputError(f"{path} is a directory; not replaced")
       tf.io.gfile.rmtree(path)
     tf.io.gfile.rename(temp, path, overwrite=True)
   finally:

