@@ -23,6 +23,7 @@ A dataset or predictions file it cannot score is one line naming the file, the q
 
 import collections
 import json
+import os
 import re
 import sys
 

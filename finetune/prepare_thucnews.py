@@ -20,6 +20,7 @@ from absl import app, flags, logging
 
 from mobilebert import atomic_io
 from mobilebert import assets
+from mobilebert import cli
 
 SPLIT_FILES = {"train": "cnews.train.txt", "dev": "cnews.val.txt", "test": "cnews.test.txt"}
 LABEL_FILE = "labels.txt"
@@ -97,11 +98,9 @@ def prepare(output_dir, input_file=None, dev_per_topic=100, test_per_topic=100, 
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
-  try:
+  with cli.reporting_user_errors("prepare_thucnews"):
     counts = prepare(FLAGS.output_dir, FLAGS.input_file, FLAGS.dev_per_topic, FLAGS.test_per_topic,
                      FLAGS.seed)
-  except atomic_io.UnsafeOutputError as e:
-    raise SystemExit(f"prepare_thucnews: error: {e}") from None
   print(json.dumps(counts, ensure_ascii=False))
 
 

@@ -78,7 +78,7 @@ def test_command_line_names_the_gbk_file(tmp_path):
           f"--output_file={tmp_path / 'out' / 'x@1'}", f"--vocab_file={assets.chinese_vocab_file()}",
           "--dupe_factor=1", "--num_workers=1", "--segmenter=none"]
   refused = subprocess.run(args, capture_output=True, text=True)
-  assert refused.returncode == 1 and "Traceback" not in refused.stderr
+  assert refused.returncode == 2 and "Traceback" not in refused.stderr
   assert f"create_pretraining_data: error: --input_file: {gbk}: 5 of 5 text lines are not valid utf-8" in \
       refused.stderr
   done = subprocess.run(args + ["--input_encoding=gbk"], capture_output=True, text=True)

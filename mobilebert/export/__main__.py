@@ -93,8 +93,8 @@ def check_inputs_spared():
 def main(argv):
   del argv
   with cli.reporting_user_errors("export"):
-    check_inputs_spared()
     config = BertConfig.from_json_file(FLAGS.bert_config_file)
+    check_inputs_spared()
     lines = run_export(config)
   print("\n".join(lines))
 
