@@ -26,7 +26,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 if not __package__:  # run as a script: make the checkout's packages importable
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -256,12 +255,14 @@ def _read_json(path, what):
     raise MetricInputError(f"cannot read the {what} file {path}: {e}") from None
 
 
-def _write_json_atomically(path, obj):
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".json")
-  with os.fdopen(fd, "w", encoding="utf-8") as f:
-    json.dump(obj, f)
-  os.replace(tmp, path)
+def _write_output(path, obj, dataset_path, predictions_path):
+  """Writes OUTPUT.json atomically; never over an input, nor over a file this script did not write."""
+  # Imported here: scoring needs the standard library only; writing goes through the project's one
+  # safe-output module.
+  from mobilebert import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.check_spares_inputs({"OUTPUT.json": path},
+                                {"DATASET.json": dataset_path, "PREDICTIONS.json": predictions_path})
+  atomic_io.write_text(path, json.dumps(obj), "finetune.cmrc2018_evaluate", True, "OUTPUT.json")
 
 
 def main(argv):
@@ -276,9 +277,9 @@ def main(argv):
     predictions = _read_json(args[1], "predictions")
     check_predictions(predictions, args[1])
     output = result_to_dict(evaluate(dataset, predictions, args[0]))
-  print(json.dumps(output))
-  if len(args) == 3:
-    _write_json_atomically(args[2], output)
+    print(json.dumps(output))
+    if len(args) == 3:
+      _write_output(args[2], output, args[0], args[1])
   return 0
 
 

@@ -20,9 +20,11 @@ from absl import app, flags, logging
 
 from mobilebert import atomic_io
 from mobilebert import assets
+from mobilebert import cli
 
 SPLIT_FILES = {"train": "cnews.train.txt", "dev": "cnews.val.txt", "test": "cnews.test.txt"}
 LABEL_FILE = "labels.txt"
+TOOL = "finetune.prepare_thucnews"
 
 
 class ThucnewsSplit(NamedTuple):
@@ -67,19 +69,27 @@ def split_topics(topics, dev_per_topic=100, test_per_topic=100, seed=12345):
 
 def write_split(split, output_dir):
   """Writes the three split files and labels.txt; returns {file name: rows}."""
-  tf.io.gfile.makedirs(output_dir)
   counts = {}
   for name, file_name in SPLIT_FILES.items():
     rows = getattr(split, name)
     atomic_io.write_text(os.path.join(output_dir, file_name),
-                      "".join(f"{label}\t{text}\n" for label, text in rows))
+                         "".join(f"{label}\t{text}\n" for label, text in rows), TOOL, flag="--output_dir")
     counts[file_name] = len(rows)
-  atomic_io.write_text(os.path.join(output_dir, LABEL_FILE), "".join(f"{l}\n" for l in split.labels))
+  atomic_io.write_text(os.path.join(output_dir, LABEL_FILE), "".join(f"{l}\n" for l in split.labels),
+                       TOOL, flag="--output_dir")
   return counts
 
 
+def output_files(output_dir):
+  return [os.path.join(output_dir, name) for name in list(SPLIT_FILES.values()) + [LABEL_FILE]]
+
+
 def prepare(output_dir, input_file=None, dev_per_topic=100, test_per_topic=100, seed=12345):
-  topics = load_topics(input_file or assets.thucnews_file())
+  """Reruns replace the files this tool wrote before, never a file of the user's (nor the input)."""
+  input_file = input_file or assets.thucnews_file()
+  atomic_io.check_spares_inputs({"--output_dir": output_files(output_dir)}, {"--input_file": input_file})
+  atomic_io.check_replaceable(output_files(output_dir), TOOL, True, "--output_dir")
+  topics = load_topics(input_file)
   counts = write_split(split_topics(topics, dev_per_topic, test_per_topic, seed), output_dir)
   logging.info("THUCNews subset split into %s: %s", output_dir, counts)
   return counts
@@ -88,8 +98,9 @@ def prepare(output_dir, input_file=None, dev_per_topic=100, test_per_topic=100, 
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
-  counts = prepare(FLAGS.output_dir, FLAGS.input_file, FLAGS.dev_per_topic, FLAGS.test_per_topic,
-                   FLAGS.seed)
+  with cli.reporting_user_errors("prepare_thucnews"):
+    counts = prepare(FLAGS.output_dir, FLAGS.input_file, FLAGS.dev_per_topic, FLAGS.test_per_topic,
+                     FLAGS.seed)
   print(json.dumps(counts, ensure_ascii=False))
 
 

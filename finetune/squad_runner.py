@@ -127,6 +127,11 @@ def run(config):
   """Runs what the config asks for and returns a RunReport."""
   config.validate()
   output_dir = config.run.output_dir
+  atomic_io.check_spares_inputs(
+      {"--output_dir": output_dir, "--tfrecord_dir": config.tfrecord_dir},
+      {"--train_file": config.train_file, "--predict_file": config.predict_file,
+       "--vocab_file": config.vocab_file, "--bert_config_file": config.bert_config_file,
+       "--init_checkpoint": atomic_io.checkpoint_inputs(config.init_checkpoint)})
   bert_config = BertConfig.from_json_file(config.bert_config_file)
   bert_config.check_seq_length(config.max_seq_length, source=config.bert_config_file)
   tf.io.gfile.makedirs(output_dir)

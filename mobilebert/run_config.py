@@ -18,6 +18,7 @@ from typing import Optional
 from absl import logging
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from mobilebert import cli
 
 
@@ -77,6 +78,8 @@ class Runner:
       tf.config.experimental.enable_op_determinism()
     self.strategy = self._strategy()
     self.num_replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
+    if multi_worker_count() <= 1:  # with several workers the chief may be saving right now
+      atomic_io.remove_stale_checkpoint_temps(settings.output_dir)
 
   def _strategy(self):
     if self.settings.use_tpu:

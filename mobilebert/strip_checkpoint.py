@@ -18,19 +18,20 @@ import collections
 import fnmatch
 import json
 import os
-import uuid
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from mobilebert import checkpoint as checkpoint_lib
 from mobilebert import cli
 
 DEFAULT_KEEP = ("bert/*", "cls/*")
 CAST_DTYPES = {"bfloat16": tf.bfloat16, "float16": tf.float16}
 SIDECAR_SUFFIX = ".strip.json"
+TOOL = "mobilebert.strip_checkpoint"
 
 StripResult = collections.namedtuple("StripResult", [
     "output_checkpoint", "kept", "dropped_by_kind", "bytes_before", "bytes_after", "dtype",
@@ -115,10 +116,6 @@ def verify_checkpoint(prefix, expected):
                        f"({got.dtype}{list(got.shape)} vs {value.dtype}{list(value.shape)})")
 
 
-def _normalize(path):
-  return path if "://" in path else os.path.realpath(path)
-
-
 def _check_output(input_prefix, output, overwrite):
   if not output:
     raise StripError("--output_checkpoint is required")
@@ -128,18 +125,15 @@ def _check_output(input_prefix, output, overwrite):
   if tf.io.gfile.isdir(output):
     raise StripError(f"--output_checkpoint={output} is a directory; give a prefix inside it, "
                      f"e.g. {output}/model.ckpt")
-  if _normalize(output) == _normalize(input_prefix):
-    raise StripError(f"--output_checkpoint is the input checkpoint {input_prefix}; the input is never "
-                     "overwritten, choose another prefix")
+  outputs = [output, output + ".index", output + ".data-00000-of-00001", output + SIDECAR_SUFFIX]
   existing = checkpoint_files(output) + [
       f for f in [output + SIDECAR_SUFFIX] if tf.io.gfile.exists(f)]
-  if existing and not overwrite:
-    raise StripError(f"--output_checkpoint={output} already exists ({', '.join(existing)}); "
-                     "pass --overwrite to replace it")
-  parent = output.rsplit("/", 1)[0] if "/" in output else "."
-  if tf.io.gfile.exists(parent) and not tf.io.gfile.isdir(parent):
-    raise StripError(f"--output_checkpoint={output}: {parent} is a file, not a directory")
-  tf.io.gfile.makedirs(parent)
+  try:
+    atomic_io.check_spares_inputs({"--output_checkpoint": outputs},
+                                  {"--input_checkpoint": atomic_io.checkpoint_inputs(input_prefix)})
+    atomic_io.check_replaceable(existing or outputs[1:2], TOOL, overwrite, "--output_checkpoint")
+  except atomic_io.UnsafeOutputError as e:
+    raise StripError(str(e)) from None
   return existing
 
 
@@ -181,7 +175,9 @@ def strip_checkpoint(input_checkpoint, output_checkpoint, keep=DEFAULT_KEEP, dro
       max_error = max(max_error, float(np.max(np.abs(cast.astype(np.float32) - value), initial=0)))
     tensors[name[len(remove_prefix):]] = cast
 
-  temp = f"{output_checkpoint}.tmp-{uuid.uuid4().hex[:8]}"
+  tf.io.gfile.makedirs(os.path.dirname(output_checkpoint) or ".")
+  atomic_io.remove_stale_temporaries(os.path.dirname(output_checkpoint) or ".")
+  temp = atomic_io.temporary_path(output_checkpoint)
   try:
     write_checkpoint(temp, tensors)
     verify_checkpoint(temp, tensors)
@@ -192,6 +188,7 @@ def strip_checkpoint(input_checkpoint, output_checkpoint, keep=DEFAULT_KEEP, dro
   finally:
     for path in checkpoint_files(temp):
       tf.io.gfile.remove(path)
+  atomic_io.record_outputs(checkpoint_files(output_checkpoint), TOOL)
   verify_checkpoint(output_checkpoint, tensors)
 
   result = StripResult(
@@ -215,11 +212,8 @@ def _write_sidecar(result, input_prefix, tensors, keep, drop, remove_prefix):
       "dropped": {kind: len(names) for kind, names in sorted(result.dropped_by_kind.items())},
       "variables": [[n, list(tensors[n].shape), str(tensors[n].dtype)] for n in result.kept],
   }
-  path = result.output_checkpoint + SIDECAR_SUFFIX
-  temp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-  with tf.io.gfile.GFile(temp, "w") as f:
-    f.write(json.dumps(record, indent=1) + "\n")
-  tf.io.gfile.rename(temp, path, overwrite=True)
+  atomic_io.write_text(result.output_checkpoint + SIDECAR_SUFFIX, json.dumps(record, indent=1) + "\n",
+                       TOOL, overwrite=True, flag="--output_checkpoint")
 
 
 def format_report(result):

@@ -1,7 +1,8 @@
 """Raw Chinese text -> masked-LM TFRecords for run_pretraining.py (Chinese-BERT-wwm style).
 
-Input: UTF-8 text, one sentence per line, a blank line between documents. Output: tf.train.Examples
-with the original tool's seven features, sharded, written atomically, plus summary.<name>.json.
+Input: UTF-8 text (or --input_encoding), one sentence per line, a blank line between documents.
+Output: tf.train.Examples with the original tool's seven features, sharded, written atomically, plus
+summary.<name>.json.
 
   python -m pretrain.create_pretraining_data --input_file=data/peoples_daily/train.txt \
     --output_file=output/pretraining_data/tf_examples.tfrecord@4 --vocab_file=vocab.txt \
@@ -48,7 +49,12 @@ flags.DEFINE_integer("documents_per_chunk", _DEFAULTS.documents_per_chunk,
                      "random next sentences come from it. Changes the output (num_workers does not).")
 flags.DEFINE_float("max_unk_fraction", _DEFAULTS.max_unk_fraction,
                    "Fail if more than this share of the text's tokens are [UNK] (vocab mismatch).")
-flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_string("input_encoding", _DEFAULTS.input_encoding,
+                    "Encoding of the input text, e.g. gbk, gb18030 or big5 for a corpus that is not UTF-8.")
+flags.DEFINE_float("max_invalid_line_fraction", _DEFAULTS.max_invalid_line_fraction,
+                   "Skip (and count) lines that do not decode, but fail if more than this share of a "
+                   "file's lines do (wrong --input_encoding).")
+flags.DEFINE_bool("overwrite", False, "Replace output files this tool wrote before (never other files).")
 cli.define_verbose_flag()
 
 FLAGS = flags.FLAGS
@@ -60,7 +66,7 @@ def config_from_flags():
       "input_file", "output_file", "vocab_file", "do_lower_case", "do_whole_word_mask",
       "max_seq_length", "max_predictions_per_seq", "random_seed", "dupe_factor", "masked_lm_prob",
       "short_seq_prob", "segmenter", "instance_mode", "documents_per_chunk", "max_unk_fraction",
-      "num_workers", "overwrite")})
+      "input_encoding", "max_invalid_line_fraction", "num_workers", "overwrite")})
 
 
 def main(argv):

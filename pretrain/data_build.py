@@ -25,6 +25,8 @@ from pretrain import corpus
 from pretrain import data_files
 from pretrain.tfrecord_writer import ShardedRecordWriter
 
+TOOL = "pretrain.create_pretraining_data"
+
 # Judge the share of [UNK] once this many tokens have been seen (fewer say little about the vocab).
 _UNK_CHECK_MIN_TOKENS = 2000
 
@@ -48,17 +50,19 @@ def build(config):
   config.validate()
   output_paths = data_files.output_shard_paths(config.output_file)
   summary_file = data_files.summary_path(config.output_file)
-  data_files.check_not_existing(output_paths + [summary_file], config.overwrite, "output_file")
+  input_paths = data_files.expand_file_patterns(config.input_file, "input_file")
+  data_files.check_spares_inputs({"--output_file": output_paths + [summary_file]},
+                                 {"--input_file": input_paths, "--vocab_file": config.vocab_file})
+  data_files.check_not_existing(output_paths + [summary_file], config.overwrite, "output_file", TOOL)
   stale = data_files.other_shard_counts(config.output_file)
   if stale:
     logging.warning("%d shard(s) of an earlier run with another shard count are in the output directory "
                     "(e.g. %s); a glob over the shards would read them too", len(stale), stale[0])
-  input_paths = data_files.expand_file_patterns(config.input_file, "input_file")
   try:
     processor = chunk_processor.ChunkProcessor(config)
   except tokenization.VocabError as e:
     raise tokenization.VocabError(f"--vocab_file: {e}") from None
-  text = corpus.read_documents(input_paths)
+  text = corpus.read_documents(input_paths, config.input_encoding, config.max_invalid_line_fraction)
   chunks = make_chunks(text.documents, config)
   num_workers = min(config.resolved_num_workers(), len(chunks))
   logging.info("%d documents, %d sentences from %d file(s); %d chunks on %d worker(s)",
@@ -66,7 +70,7 @@ def build(config):
   totals = collections.Counter()
   progress = _Progress(len(text.documents), config.progress_seconds, start)
   # closing(): on an error the pool is shut down at once, not when the generator is collected.
-  with ShardedRecordWriter(output_paths, config.overwrite) as writer, \
+  with ShardedRecordWriter(output_paths, config.overwrite, TOOL) as writer, \
        contextlib.closing(_run_chunks(processor, chunks, num_workers)) as results:
     for result in results:
       for record in result.records:
@@ -86,7 +90,7 @@ def build(config):
   progress.finish(totals)
   summary = make_summary(config, text, totals, writer, num_workers, seconds)
   data_files.atomic_write_text(summary_file, json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                               config.overwrite)
+                               config.overwrite, TOOL)
   logging.info("wrote %d instances to %d file(s) in %.1f s; summary: %s",
                totals["instances"], len(output_paths), seconds, summary_file)
   return summary

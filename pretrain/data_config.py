@@ -4,6 +4,7 @@ Field names are the flags of the original `create_pretraining_data.py` plus the 
 names the flag and says what was expected.
 """
 
+import codecs
 import dataclasses
 import math
 import os
@@ -46,6 +47,8 @@ class DataConfig:
   instance_mode: str = "sentence_pair"
   documents_per_chunk: int = 256
   max_unk_fraction: float = 0.1
+  input_encoding: str = "utf-8"
+  max_invalid_line_fraction: float = 0.01
   # Not part of the output: the bytes written are the same for every value of these.
   num_workers: int = 0
   overwrite: bool = False
@@ -75,8 +78,17 @@ class DataConfig:
     _check(self.num_workers >= 0, "num_workers", self.num_workers, "0 (one per CPU) or more")
     _check(self.documents_per_chunk >= 1, "documents_per_chunk", self.documents_per_chunk, "at least 1")
     _check(0.0 <= self.max_unk_fraction <= 1.0, "max_unk_fraction", self.max_unk_fraction, "in [0, 1]")
+    _check(0.0 <= self.max_invalid_line_fraction <= 1.0, "max_invalid_line_fraction",
+           self.max_invalid_line_fraction, "in [0, 1]")
+    _check(_known_encoding(self.input_encoding), "input_encoding", self.input_encoding,
+           "a text encoding Python knows (e.g. utf-8, gbk, gb18030, big5, utf-16)")
     _check(self.max_predictions_per_seq >= 1, "max_predictions_per_seq", self.max_predictions_per_seq,
            "at least 1")
+    if self.max_predictions_per_seq > self.max_seq_length:
+      raise DataConfigError(
+          f"--max_predictions_per_seq={self.max_predictions_per_seq} is more than --max_seq_length="
+          f"{self.max_seq_length}: a sequence cannot have more masked positions than tokens "
+          "(run_pretraining.py refuses such data)")
     self._check_prediction_room()
 
   def _check_prediction_room(self):
@@ -92,6 +104,14 @@ class DataConfig:
           f"gets round({self.max_seq_length} x {self.masked_lm_prob}) = {wanted} masked positions. "
           f"Set --max_predictions_per_seq to at least {wanted} (and pass the same value to "
           f"run_pretraining.py), or lower --masked_lm_prob to at most {highest_prob:.4f}.")
+
+
+def _known_encoding(name):
+  try:
+    codecs.lookup(name)
+  except LookupError:
+    return False
+  return True
 
 
 def _check(ok, flag, value, expected):

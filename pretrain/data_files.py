@@ -1,15 +1,16 @@
 """File names for the pretraining data tools: input patterns, sharded outputs, atomic writes.
 
 Inputs are a comma-separated list whose items may be globs. Outputs are a comma-separated list of file
-names or one `path@N` spec naming N shards `path-00000-of-0000N`. Every output is first written under a
-hidden temporary name in the same directory and renamed at the end, so a crash never leaves a half file
-under a final name, and a glob such as `tf_examples.*` never picks up a file still being written.
+names or one `path@N` spec naming N shards `path-00000-of-0000N`. Outputs go through
+mobilebert.atomic_io: written under a temporary name that no output glob matches (and that input globs
+skip), renamed at the end, and replaced by --overwrite only if this tool wrote them.
 """
 
 import os
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from mobilebert import cli
 
 _GLOB_CHARS = frozenset("*?[")
@@ -31,7 +32,8 @@ def expand_file_patterns(spec, flag_name):
   files = []
   for pattern in patterns:
     if _GLOB_CHARS & set(pattern):
-      matches = sorted(tf.io.gfile.glob(pattern))
+      # Temporary files and manifests are never data, whatever the pattern.
+      matches = [m for m in sorted(tf.io.gfile.glob(pattern)) if not atomic_io.is_internal(m)]
       if not matches:
         raise DataFileError(f"--{flag_name}: pattern {pattern!r} matches no file")
     else:
@@ -85,50 +87,24 @@ def summary_path(spec):
   return os.path.join(directory, f"summary.{name}.json")
 
 
-def check_not_existing(paths, overwrite, flag_name):
-  """Raises DataFileError if any of `paths` exists and `overwrite` is false."""
-  existing = [p for p in paths if tf.io.gfile.exists(p)]
-  if existing and not overwrite:
-    shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
-    raise DataFileError(f"--{flag_name}: output already exists: {shown}; pass --overwrite to replace it")
-
-
-def check_can_write(paths, overwrite, flag_name):
-  """check_not_existing, then creates the missing parent directories."""
-  check_not_existing(paths, overwrite, flag_name)
-  for directory in sorted({os.path.dirname(p) for p in paths}):
-    if directory and not tf.io.gfile.exists(directory):
-      tf.io.gfile.makedirs(directory)
-
-
-def temporary_path(path):
-  """A hidden name in the same directory as `path` (same filesystem, so the rename is atomic)."""
-  directory, name = os.path.split(path)
-  return os.path.join(directory, f".{name}.tmp-{os.getpid()}")
-
-
-def commit(temp_path, path, overwrite):
-  """Moves a finished temporary file to its final name."""
-  tf.io.gfile.rename(temp_path, path, overwrite=overwrite)
-
-
-def remove_quietly(path):
-  """Deletes a temporary file if it is there (clean-up after a failure must not raise)."""
+def check_not_existing(paths, overwrite, flag_name, tool):
+  """Raises unless each existing path of `paths` may be replaced: with `overwrite`, and written by
+  `tool` (atomic_io.check_replaceable)."""
   try:
-    if tf.io.gfile.exists(path):
-      tf.io.gfile.remove(path)
-  except (tf.errors.OpError, OSError):
-    pass
+    atomic_io.check_replaceable(paths, tool, overwrite, f"--{flag_name}")
+  except atomic_io.UnsafeOutputError as e:
+    raise DataFileError(str(e)) from None
 
 
-def atomic_write_text(path, text, overwrite, flag_name="output_file"):
-  """Writes `text` (UTF-8) to `path` through a temporary file; refuses to replace a file unless told."""
-  check_can_write([path], overwrite, flag_name)
-  temp = temporary_path(path)
+def check_spares_inputs(outputs, inputs):
+  """atomic_io.check_spares_inputs, raising DataFileError."""
   try:
-    with tf.io.gfile.GFile(temp, "wb") as f:
-      f.write(text.encode("utf-8"))
-    commit(temp, path, overwrite)
-  except BaseException:
-    remove_quietly(temp)
-    raise
+    atomic_io.check_spares_inputs(outputs, inputs)
+  except atomic_io.UnsafeOutputError as e:
+    raise DataFileError(str(e)) from None
+
+
+def atomic_write_text(path, text, overwrite, tool, flag_name="output_file"):
+  """Writes `text` (UTF-8) to `path` through a temporary file; replaces only a file `tool` wrote."""
+  check_not_existing([path], overwrite, flag_name, tool)
+  atomic_io.write_text(path, text, tool, overwrite, f"--{flag_name}")

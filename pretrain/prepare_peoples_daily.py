@@ -11,6 +11,7 @@ sentence per line, a blank line between documents.
     --heldout_file=data/peoples_daily/heldout.txt --heldout_fraction=0.05
 """
 
+import os
 import random
 
 from absl import app
@@ -22,6 +23,7 @@ import tensorflow.compat.v1 as tf
 from pretrain import data_files
 
 FLAGS = flags.FLAGS
+TOOL = "pretrain.prepare_peoples_daily"
 
 SENTENCE_END = frozenset({"。", "！", "？"})
 CLOSING_QUOTES = frozenset({"”", "’", "』", "」"})
@@ -133,14 +135,18 @@ def convert(input_file, output_file, heldout_file, heldout_fraction, seed, max_l
   if not input_file:
     from mobilebert import assets  # pylint: disable=g-import-not-at-top
     input_file = assets.peoples_daily_file()
-  data_files.check_not_existing([output_file], overwrite, "output_file")
+  outputs = {"--output_file": output_file, "--heldout_file": heldout_file}
+  data_files.check_spares_inputs(outputs, {"--input_file": input_file})
+  if heldout_file and os.path.realpath(heldout_file) == os.path.realpath(output_file):
+    raise data_files.DataFileError(f"--heldout_file={heldout_file} is --output_file: give two files")
+  data_files.check_not_existing([output_file], overwrite, "output_file", TOOL)
   if heldout_file:
-    data_files.check_not_existing([heldout_file], overwrite, "heldout_file")
+    data_files.check_not_existing([heldout_file], overwrite, "heldout_file", TOOL)
   documents = group_documents(read_tagged_lines(input_file, max_lines))
   train, heldout = split_heldout(documents, heldout_fraction, seed)
-  data_files.atomic_write_text(output_file, format_documents(train), overwrite)
+  data_files.atomic_write_text(output_file, format_documents(train), overwrite, TOOL)
   if heldout_file:
-    data_files.atomic_write_text(heldout_file, format_documents(heldout), overwrite,
+    data_files.atomic_write_text(heldout_file, format_documents(heldout), overwrite, TOOL,
                                  flag_name="heldout_file")
   for name, part in (("train", train), ("heldout", heldout)):
     logging.info("%s: %d documents, %d sentences, %d characters", name, len(part),

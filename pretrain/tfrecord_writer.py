@@ -1,7 +1,10 @@
 """The sharded, atomic TFRecord writer (used by the main process only: workers return bytes)."""
 
+import os
+
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from pretrain import data_files
 
 
@@ -12,17 +15,21 @@ class ShardedRecordWriter:
   temporary files, so no output ever appears half-written under its final name.
   """
 
-  def __init__(self, paths, overwrite):
+  def __init__(self, paths, overwrite, tool):
     self.paths = list(paths)
     self.overwrite = overwrite
+    self.tool = tool
     self.counts = [0] * len(self.paths)
-    self._temps = [data_files.temporary_path(p) for p in self.paths]
+    self._temps = [atomic_io.temporary_path(p) for p in self.paths]
     self._writers = []
     self._next = 0
     self._committed = False
 
   def __enter__(self):
-    data_files.check_can_write(self.paths, self.overwrite, flag_name="output_file")
+    data_files.check_not_existing(self.paths, self.overwrite, "output_file", self.tool)
+    for directory in sorted({os.path.dirname(p) or "." for p in self.paths}):
+      tf.io.gfile.makedirs(directory)
+      atomic_io.remove_stale_temporaries(directory)
     try:
       for temp in self._temps:
         self._writers.append(tf.io.TFRecordWriter(temp))
@@ -40,9 +47,11 @@ class ShardedRecordWriter:
     """Closes every shard and moves it to its final name."""
     for writer in self._writers:
       writer.close()
+    data_files.check_not_existing(self.paths, self.overwrite, "output_file", self.tool)  # again: time passed
     for temp, path in zip(self._temps, self.paths):
-      data_files.commit(temp, path, self.overwrite)
+      tf.io.gfile.rename(temp, path, overwrite=True)
     self._committed = True
+    atomic_io.record_outputs(self.paths, self.tool)
 
   def _abort(self):
     for writer in self._writers:
@@ -51,7 +60,8 @@ class ShardedRecordWriter:
       except Exception:  # pylint: disable=broad-except
         pass
     for temp in self._temps:
-      data_files.remove_quietly(temp)
+      if tf.io.gfile.exists(temp):
+        tf.io.gfile.remove(temp)
 
   def __exit__(self, exc_type, exc, tb):
     if not self._committed:

@@ -40,6 +40,9 @@ def main(argv=None):
       args.vocab_file = assets.chinese_vocab_file()
     if not os.path.isfile(args.vocab_file):
       raise ValueError(f"--vocab_file={args.vocab_file}: no such file")
+    from mobilebert import atomic_io
+    atomic_io.check_spares_inputs({"--output_dir": output_dir}, {
+        "--vocab_file": args.vocab_file, "the quick start's configs": os.path.join(ROOT, "config")})
     settings = {"size": args.size, "steps_scale": args.steps_scale,
                 "vocab_file": os.path.abspath(args.vocab_file)}
     recipe.check_settings(output_dir, settings)

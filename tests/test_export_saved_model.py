@@ -88,8 +88,8 @@ def test_command_line(tmp_path):
   args = [sys.executable, "-m", "mobilebert.export", "--format=saved_model",
           f"--bert_config_file={config_file}", f"--init_checkpoint={checkpoint}", f"--output={out}"]
   refused = subprocess.run(args, capture_output=True, text=True)
-  assert refused.returncode != 0 and "export: error: --output=" in refused.stderr
-  assert "already exists; pass --overwrite" in refused.stderr
+  assert refused.returncode != 0 and "export: error: --output: output already exists" in refused.stderr
+  assert "pass --overwrite" in refused.stderr
   done = subprocess.run(args + ["--overwrite"], capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "wrote SavedModel" in done.stdout and "sequence_output: max_abs 0" in done.stdout

@@ -13,6 +13,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from mobilebert import assets
+from mobilebert import atomic_io
 from mobilebert import tokenization
 from pretrain import data_build
 from pretrain import data_files
@@ -262,7 +263,7 @@ def test_existing_output_is_kept_unless_overwrite(built, text_file):
   assert [pathlib.Path(p).read_bytes() for p in built[2]] == before
   directory = os.path.dirname(built[2][0])
   assert sorted(os.listdir(directory)) == sorted([os.path.basename(p) for p in built[2]] +
-                                                 ["summary.tf_examples.tfrecord.json"])
+                                                 ["summary.tf_examples.tfrecord.json", atomic_io.MANIFEST])
   # Rerunning with --overwrite replaces the files with the same bytes (the run is reproducible).
   data_build.build(dataclasses.replace(config, overwrite=True))
   assert [pathlib.Path(p).read_bytes() for p in built[2]] == before

@@ -10,6 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from mobilebert import assets
+from mobilebert import atomic_io
 from mobilebert import tokenization
 from pretrain import data_build
 from pretrain import pretraining_input
@@ -70,13 +71,18 @@ def test_input_without_documents(tmp_path, data):
 def test_invalid_utf8_lines_are_reported_and_skipped(tmp_path, caplog):
   data = TEXT.encode("utf-8").replace(b"\n\n", b"\n\xff\xfe broken\n\n", 1) + b"\xc3\x28\n"
   path = text_file(tmp_path, data)
+  with pytest.raises(CorpusError, match=f"--input_file: {path}: 2 of 7 text lines are not valid utf-8 "
+                     r"\(more than --max_invalid_line_fraction=0.01\).*--input_encoding"):
+    data_build.build(config(tmp_path, path))
+  assert_no_output(tmp_path)
   with caplog.at_level(logging.WARNING):
-    summary = data_build.build(config(tmp_path, path))
+    summary = data_build.build(config(tmp_path, path, max_invalid_line_fraction=0.3))
   assert summary["invalid_utf8_lines"] == 2 and summary["sentences"] == 5
-  assert f"{path}:4: not valid UTF-8" in caplog.text and f"{path}:8: not valid UTF-8" in caplog.text
+  assert f"{path}:4: not valid utf-8" in caplog.text and f"{path}:8: not valid utf-8" in caplog.text
   only_bad = text_file(tmp_path, b"\xff\xff\n\xfe\n", "bad.txt")
-  with pytest.raises(CorpusError, match="2 line\\(s\\) were not UTF-8"):
-    data_build.build(config(tmp_path, only_bad, output_file=str(tmp_path / "out2" / "x@1")))
+  with pytest.raises(CorpusError, match="2 line\\(s\\) were not utf-8"):
+    data_build.build(config(tmp_path, only_bad, output_file=str(tmp_path / "out2" / "x@1"),
+                            max_invalid_line_fraction=1.0))
 
 
 def test_max_predictions_too_small_for_the_mask_rate(tmp_path):
@@ -88,7 +94,7 @@ def test_max_predictions_too_small_for_the_mask_rate(tmp_path):
   assert "at least 77" in message and "at most 0.1474" in message
   assert round(512 * 0.1474) <= 75 < round(512 * 0.1475)
   data_build.build(config(tmp_path, path, max_seq_length=512, max_predictions_per_seq=77))
-  assert sorted(os.listdir(tmp_path / "out"))[0] == "summary.tf_examples.tfrecord.json"
+  assert sorted(os.listdir(tmp_path / "out"))[:2] == [atomic_io.MANIFEST, "summary.tf_examples.tfrecord.json"]
 
 
 @pytest.mark.parametrize("flag,value,expected", [
@@ -125,7 +131,7 @@ def test_vocab_that_does_not_fit_the_text(tmp_path):
   assert_no_output(tmp_path)
   # The threshold is a flag: accepting every [UNK] writes the files.
   data_build.build(config(tmp_path, text_file(tmp_path, TEXT), vocab_file=vocab, max_unk_fraction=1.0))
-  assert len(os.listdir(tmp_path / "out")) == 3
+  assert len(os.listdir(tmp_path / "out")) == 4  # two shards, the summary, the manifest
 
 
 def test_bad_output_spec(tmp_path):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from mobilebert import atomic_io
 from pretrain import data_files
 from pretrain import prepare_peoples_daily as prepare
 
@@ -78,7 +79,8 @@ def test_command_line_writes_both_parts(tmp_path):
              "--heldout_fraction=0.1"]
   subprocess.run(command, check=True, capture_output=True, cwd=ROOT, timeout=120,
                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert sorted(os.listdir(tmp_path)) == ["heldout.txt", "train.txt"]  # no temporary file left
+  # No temporary file left; the manifest records what the tool wrote.
+  assert sorted(os.listdir(tmp_path)) == [atomic_io.MANIFEST, "heldout.txt", "train.txt"]
   assert (tmp_path / "train.txt").read_text(encoding="utf-8").count("\n\n") == 37  # 38 documents
   assert (tmp_path / "heldout.txt").read_text(encoding="utf-8").count("\n\n") == 3
 
@@ -92,5 +94,12 @@ def test_existing_files_are_kept(tmp_path):
     prepare.convert(str(FIXTURE), str(train), str(heldout), 0.1, seed=1)
   # Checked before anything is written: the training part is not there either.
   assert sorted(os.listdir(tmp_path)) == ["heldout.txt"] and heldout.read_text(encoding="utf-8") == "mine"
-  prepare.convert(str(FIXTURE), str(train), str(heldout), 0.1, seed=1, overwrite=True)
-  assert heldout.read_text(encoding="utf-8").count("\n\n") == 3
+  # --overwrite replaces only what the tool wrote: a file of the user's is never replaced.
+  with pytest.raises(data_files.DataFileError, match=f"--heldout_file: {re.escape(str(heldout))} was "
+                     "not written by pretrain.prepare_peoples_daily.*--overwrite replaces only"):
+    prepare.convert(str(FIXTURE), str(train), str(heldout), 0.1, seed=1, overwrite=True)
+  assert heldout.read_text(encoding="utf-8") == "mine"
+  heldout.unlink()
+  prepare.convert(str(FIXTURE), str(train), str(heldout), 0.1, seed=1)
+  prepare.convert(str(FIXTURE), str(train), str(heldout), 0.2, seed=1, overwrite=True)  # its own: replaced
+  assert heldout.read_text(encoding="utf-8").count("\n\n") == 7

@@ -69,8 +69,15 @@ def test_refuses_to_overwrite_unless_asked(stripped, tmp_path):
   with pytest.raises(strip.StripError, match="already exists.*--overwrite"):
     strip.strip_checkpoint(RELEASE, result.output_checkpoint)
   assert os.path.getmtime(result.output_checkpoint + ".index") == mtime
-  with pytest.raises(strip.StripError, match="input is never overwritten"):
+  with pytest.raises(strip.StripError, match="is the input --input_checkpoint=.*never written over"):
     strip.strip_checkpoint(RELEASE, RELEASE, overwrite=True)
+  # A checkpoint the tool did not write is not replaced, even with --overwrite.
+  foreign = str(tmp_path / "foreign.ckpt")
+  strip.write_checkpoint(foreign, {"x": np.zeros(2, np.float32)})
+  with pytest.raises(strip.StripError, match="foreign.ckpt.data-00000-of-00001 was not written by "
+                                             "mobilebert.strip_checkpoint"):
+    strip.strip_checkpoint(RELEASE, foreign, overwrite=True)
+  assert list(_tensors(foreign)) == ["x"]
   out = str(tmp_path / "again.ckpt")
   strip.strip_checkpoint(RELEASE, out)
   again = strip.strip_checkpoint(RELEASE, out, keep=["bert/embeddings/*"], overwrite=True)

@@ -15,7 +15,10 @@ graph (tolerances in saved_model.py, tflite.py, hf.py), and only then renamed to
 
 from absl import app
 from absl import flags
+import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
+from mobilebert import checkpoint as checkpoint_lib
 from mobilebert import cli
 from mobilebert.config import BertConfig
 from mobilebert.export import graph
@@ -82,10 +85,22 @@ def run_export(config):
   return lines
 
 
+def check_inputs_spared():
+  """--output (and a .tflite's .json record) must not be, or hold, any input of the export."""
+  outputs = [FLAGS.output] + ([FLAGS.output + ".json"] if FLAGS.format == "tflite" else [])
+  prefix = checkpoint_lib.resolve_checkpoint(FLAGS.init_checkpoint)
+  tfrecords = [p for pattern in FLAGS.representative_tfrecords or [] for p in tf.io.gfile.glob(pattern)]
+  atomic_io.check_spares_inputs({"--output": outputs}, {
+      "--bert_config_file": FLAGS.bert_config_file, "--vocab_file": FLAGS.vocab_file,
+      "--init_checkpoint": [FLAGS.init_checkpoint] + atomic_io.checkpoint_inputs(prefix),
+      "--representative_tfrecords": tfrecords})
+
+
 def main(argv):
   del argv
   with cli.reporting_user_errors("export"):
     config = BertConfig.from_json_file(FLAGS.bert_config_file)
+    check_inputs_spared()
     lines = run_export(config)
   print("\n".join(lines))
 

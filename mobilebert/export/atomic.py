@@ -1,57 +1,38 @@
-"""Export outputs appear whole or not at all: written under a temporary name, verified, then renamed."""
+"""Export outputs through mobilebert.atomic_io: written under a temporary name, verified, then renamed;
+--overwrite replaces only an earlier export."""
 
-import contextlib
 import json
-import uuid
 
 import tensorflow.compat.v1 as tf
 
-from mobilebert import cli
+from mobilebert import atomic_io
+
+TOOL = "mobilebert.export"
+OutputExistsError = atomic_io.OutputExistsError
 
 
-class OutputExistsError(cli.UserError, ValueError):
-  """The output path exists and --overwrite was not given."""
-
-
-def check_output(path, overwrite, flag="--output"):
-  """Raises OutputExistsError if `path` exists and not `overwrite`; creates the parent directory."""
-  if not path:
+def check_output(paths, overwrite, flag="--output"):
+  """Raises unless every existing path of `paths` is an earlier export and `overwrite` is set."""
+  paths = [paths] if isinstance(paths, str) else list(paths)
+  if not all(paths):
     raise OutputExistsError(f"{flag} is required")
-  if tf.io.gfile.exists(path) and not overwrite:
-    raise OutputExistsError(f"{flag}={path} already exists; pass --overwrite to replace it")
-  parent = path.rstrip("/").rsplit("/", 1)[0] if "/" in path.rstrip("/") else "."
-  if tf.io.gfile.exists(parent) and not tf.io.gfile.isdir(parent):
-    raise OutputExistsError(f"{flag}={path}: {parent} is a file, not a directory")
-  tf.io.gfile.makedirs(parent)
+  atomic_io.check_replaceable(paths, TOOL, overwrite, flag)
 
 
-@contextlib.contextmanager
 def staged(path, overwrite):
-  """Yields a temporary path beside `path`; on success renames it to `path`, else removes it.
-
-  Works for a file or a directory. An existing `path` is removed only after the new one is complete.
-  """
-  temp = f"{path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-  try:
-    yield temp
-    if tf.io.gfile.exists(path):
-      if not overwrite:  # appeared while we were writing
-        raise OutputExistsError(f"{path} appeared while exporting; not replaced")
-      if tf.io.gfile.isdir(path):
-        tf.io.gfile.rmtree(path)
-      else:
-        tf.io.gfile.remove(path)
-    tf.io.gfile.rename(temp, path)
-  finally:
-    if tf.io.gfile.exists(temp):
-      if tf.io.gfile.isdir(temp):
-        tf.io.gfile.rmtree(temp)
-      else:
-        tf.io.gfile.remove(temp)
+  """atomic_io.staged for an export: yields the temporary path to write the file or directory at."""
+  return atomic_io.staged(path, TOOL, overwrite, "--output")
 
 
 def write_json(path, obj):
+  """A JSON file inside a staged (temporary) directory."""
   if "/" in path:
     tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
   with tf.io.gfile.GFile(path, "w") as f:
     f.write(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def write_json_beside(path, obj, overwrite):
+  """A JSON record beside an export (e.g. model.tflite.json), atomically, as an export output."""
+  atomic_io.write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+                       TOOL, overwrite, "--output")

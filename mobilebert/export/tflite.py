@@ -107,7 +107,7 @@ def export_tflite(config, init_checkpoint, output_path, variant="float32", seq_l
   Returns:
     ExportResult(path, variant, size in bytes, output names, verification Checks).
   """
-  atomic.check_output(output_path, overwrite, "--output")
+  atomic.check_output([output_path, output_path + ".json"], overwrite)
   if seq_length > config.max_position_embeddings:
     raise graph.ExportError(f"--max_seq_length={seq_length} exceeds the config's "
                             f"max_position_embeddings {config.max_position_embeddings}")
@@ -125,13 +125,13 @@ def export_tflite(config, init_checkpoint, output_path, variant="float32", seq_l
   with atomic.staged(output_path, overwrite) as temp:
     with tf.io.gfile.GFile(temp, "wb") as f:
       f.write(content)
-  atomic.write_json(output_path + ".json", {
+  atomic.write_json_beside(output_path + ".json", {
       "format": "tflite", "variant": variant, "seq_length": seq_length,
       "source_checkpoint": init_checkpoint, "inputs": list(graph.INPUT_NAMES),
       "outputs": output_names, "size_bytes": len(content),
       "calibration": {"tfrecords": representative_tfrecords,
                       "examples": None if representative is None else len(representative["input_ids"])},
-      "verification": [c._asdict() for c in checks], "bert_config": config.to_dict()})
+      "verification": [c._asdict() for c in checks], "bert_config": config.to_dict()}, overwrite)
   return ExportResult(output_path, variant, len(content), output_names, checks)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from mobilebert import atomic_io
 from mobilebert import cli
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
@@ -139,7 +140,8 @@ def read_classifier_tfrecords(input_files, max_examples=None):
   """
   if isinstance(input_files, str):
     input_files = [input_files]
-  paths = [p for pattern in input_files for p in sorted(tf.io.gfile.glob(pattern))]
+  paths = [p for pattern in input_files for p in sorted(tf.io.gfile.glob(pattern))
+           if not atomic_io.is_internal(p)]
   if not paths:
     raise TFLiteError(f"no TFRecord file matches {list(input_files)}")
   columns = {name: [] for name in INPUT_NAMES + ("label_ids",)}
