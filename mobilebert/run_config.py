@@ -5,7 +5,7 @@ On TPU and on a single device they run under `TPUEstimator` (use_tpu=False is it
 with `num_gpus > 1` or a multi-worker `TF_CONFIG` they run under a plain Estimator with
 MirroredStrategy / MultiWorkerMirroredStrategy, the global batch split evenly across replicas.
 Entry points call `Runner.train/evaluate/predict` with global batch sizes and never build estimators
-themselves.
+themselves; `Runner.train` resumes only from a checkpoint that reads and fits (checkpoint_resume).
 """
 
 import dataclasses
@@ -18,6 +18,7 @@ from typing import Optional
 from absl import logging
 import tensorflow.compat.v1 as tf
 
+from mobilebert import checkpoint_resume
 from mobilebert import cli
 
 
@@ -147,7 +148,12 @@ class Runner:
     return replica_input_fn
 
   def train(self, input_fn, max_steps, batch_size, hooks=None, saving_listeners=None):
-    """Trains to max_steps; saving_listeners run after each checkpoint is written."""
+    """Trains to max_steps, resuming from output_dir's newest readable checkpoint when it has one
+    (checkpoint_resume: unreadable ones are moved aside, another model's stop the run);
+    saving_listeners run after each checkpoint is written."""
+    if multi_worker_count() <= 1:  # with several workers, each would move the same files
+      checkpoint_resume.recover_latest(self.settings.output_dir)
+    hooks = list(hooks or []) + [checkpoint_resume.FitCheckHook(self.settings.output_dir)]
     estimator = self.estimator(train_batch_size=batch_size)
     input_fn = self._input_fn(input_fn, batch_size)
     if self.strategy is not None and multi_worker_count() > 1:
