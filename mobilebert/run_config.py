@@ -18,6 +18,7 @@ from typing import Optional
 from absl import logging
 import tensorflow.compat.v1 as tf
 
+from mobilebert import checkpoint
 from mobilebert import checkpoint_resume
 from mobilebert import cli
 
@@ -183,7 +184,8 @@ def latest_step(output_dir):
   latest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.isdir(output_dir) else None
   if latest is None:
     return 0
-  return int(tf.train.load_variable(latest, "global_step"))
+  # Through the checkpoint module, so that an unreadable checkpoint is named.
+  return int(checkpoint.read_checkpoint_float32(latest, ["global_step"])["global_step"])
 
 
 class ProgressHook(tf.train.SessionRunHook):

@@ -10,7 +10,8 @@ RoBERTa-wwm-ext's `bert_model.ckpt`, or a model to continue) or a pretraining ch
                               agree, as the release did; the student's encoder starts fresh;
   teacher, pretraining ckpt   the student from `bert/*`, `cls/*`, the teacher from `teacher/*`.
 The original left the teacher uninitialized (random) when distilling from a plain checkpoint without
-the layer-wise warm-up; here the teacher always comes from the checkpoint.
+the layer-wise warm-up; here the teacher always comes from the checkpoint. A variable whose entry has
+another shape is an error (checkpoint.check_fits), unless --skip_mismatched_variables.
 
 Initialization only overrides initializers: when `output_dir` already holds a checkpoint, the
 Estimator restores that instead, so rerunning a command never re-initializes a run in progress.

@@ -102,6 +102,18 @@ def load_variables(session, init_checkpoint, variables=None):
   session.run(assigns, feeds)
 
 
+def check_checkpoint_fits(config, init_checkpoint, heads):
+  """Raises checkpoint.CheckpointError unless every variable of the inference graph of `config` and
+  `heads` is in the checkpoint with its shape; for exports that read the checkpoint without a graph."""
+  with tf.Graph().as_default():
+    inputs = [tf.placeholder(tf.int32, [None, None]) for _ in INPUT_NAMES]
+    positions = tf.placeholder(tf.int32, [None, None]) if heads.masked_lm else None
+    build_outputs(config, heads, *inputs, masked_lm_positions=positions)
+    prefix = checkpoint_lib.resolve_checkpoint(init_checkpoint)
+    fit = checkpoint_lib.assignment_map(prefix, tf.global_variables())
+    checkpoint_lib.check_fits(prefix, fit, require_all=True)
+
+
 class TFModel:
   """The TensorFlow reference: the model and its checkpoint's heads in a graph of its own.
 
