@@ -38,18 +38,20 @@ def _step(prefix):
 
 
 def _candidates(model_dir):
-  """Checkpoint prefixes in model_dir, newest (highest step) first: the state file's and those on disk."""
+  """Checkpoint prefixes that may be resumed from, newest (highest step) first: those the state file
+  lists, and those on disk up to its latest step (with --keep_checkpoint_max=0 it lists only the
+  latest). None without a state file: the Estimator starts afresh then, as it always did."""
   state_path = os.path.join(model_dir, STATE_FILE)
   try:
     state = tf.train.get_checkpoint_state(model_dir)
   except (text_format.ParseError, tf.errors.OpError, UnicodeDecodeError) as e:
     raise CheckpointError(f"{state_path}: cannot parse the checkpoint state file ({e}); move it away "
                           "and rerun to resume from the newest readable checkpoint") from None
-  prefixes = set()
-  if state is not None:
-    prefixes.update(p for p in [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if p)
-  on_disk = tf.io.gfile.glob(os.path.join(model_dir, "*.index"))
-  prefixes.update(p[:-len(".index")] for p in on_disk if _STEP.search(p[:-len(".index")]))
+  if state is None or not state.model_checkpoint_path:
+    return []
+  prefixes = {p for p in [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if p}
+  on_disk = [p[:-len(".index")] for p in tf.io.gfile.glob(os.path.join(model_dir, "*.index"))]
+  prefixes.update(p for p in on_disk if 0 <= _step(p) <= _step(state.model_checkpoint_path))
   return sorted(prefixes, key=lambda p: (_step(p), p), reverse=True)
 
 

@@ -138,11 +138,20 @@ def test_pretraining_resumes_from_the_newest_readable_checkpoint(data, tmp_path,
   checkpoint.check_readable(str(out / "model.ckpt-2"))  # written again by the resumed run
 
 
+def _copy_golden(directory, step, state_names=None):
+  """model.ckpt-<step> in `directory` (a copy of the golden student); state file listing state_names."""
+  directory.mkdir(exist_ok=True)
+  for suffix in (".index", ".data-00000-of-00001"):
+    shutil.copy(STUDENT_CKPT + suffix, directory / f"model.ckpt-{step}{suffix}")
+  if state_names:
+    lines = [f'model_checkpoint_path: "{state_names[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in state_names]
+    (directory / "checkpoint").write_text("\n".join(lines) + "\n")
+
+
 def test_a_directory_with_no_readable_checkpoint_stops(tmp_path):
   out = tmp_path / "out"
-  out.mkdir()
-  for suffix in (".index", ".data-00000-of-00001"):
-    shutil.copy(STUDENT_CKPT + suffix, out / f"model.ckpt-5{suffix}")
+  _copy_golden(out, 5, ["model.ckpt-5"])
   index = bytearray((out / "model.ckpt-5.index").read_bytes())
   index[len(index) // 2] ^= 0xFF
   (out / "model.ckpt-5.index").write_bytes(bytes(index))
@@ -152,6 +161,28 @@ def test_a_directory_with_no_readable_checkpoint_stops(tmp_path):
   assert message.startswith(f"{out}: no readable checkpoint to resume from (1 unreadable, newest: "
                             f"{out}/model.ckpt-5: cannot read checkpoint, it is truncated or corrupt")
   assert _checkpoints(out) == ["model.ckpt-5.index"]  # nothing moved when nothing can be resumed
+
+
+def test_resume_falls_back_past_a_missing_or_unlisted_broken_checkpoint(tmp_path):
+  # The state file names a checkpoint whose files are gone (the Estimator would start afresh).
+  out = tmp_path / "missing"
+  _copy_golden(out, 1, ["model.ckpt-1", "model.ckpt-2"])
+  assert checkpoint_resume.recover_latest(str(out)) == f"{out}/model.ckpt-1"
+  assert tf.train.latest_checkpoint(str(out)) == f"{out}/model.ckpt-1"
+  # --keep_checkpoint_max=0: the state file lists only the (broken) latest; the older one on disk
+  # is found. A checkpoint newer than the state's latest is not the run's to resume from.
+  out = tmp_path / "keep_all"
+  _copy_golden(out, 1)
+  _copy_golden(out, 2, ["model.ckpt-2"])
+  _copy_golden(out, 3)
+  _truncate(out / "model.ckpt-2.data-00000-of-00001")
+  assert checkpoint_resume.recover_latest(str(out)) == f"{out}/model.ckpt-1"
+  assert _checkpoints(out) == ["model.ckpt-1.index", "model.ckpt-3.index"]
+  assert _checkpoints(out / checkpoint_resume.UNREADABLE_DIR) == ["model.ckpt-2.index"]
+  # Without a state file nothing is resumed (nor moved), as before.
+  out = tmp_path / "no_state"
+  _copy_golden(out, 1)
+  assert checkpoint_resume.recover_latest(str(out)) is None
 
 
 # Fine-tuning: run_classifier and run_cmrc2018 (in-process through the runners they call).
