@@ -100,6 +100,7 @@ def load_variables(session, init_checkpoint, variables=None):
     assigns.append(tf.assign(var, placeholder))
     feeds[placeholder] = values[name]
   session.run(assigns, feeds)
+  tf.logging.info("load_variables %s: loaded all %d variables of the graph", prefix, len(names))
 
 
 def check_checkpoint_fits(config, init_checkpoint, heads):
