@@ -94,7 +94,7 @@ def test_run_pretraining_refuses_a_checkpoint_of_another_architecture_in_one_lin
                         capture_output=True, text=True, cwd=ROOT, timeout=300,
                         env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2"))
   last = done.stderr.strip().splitlines()[-1]
-  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert done.returncode == 2 and "Traceback" not in done.stderr
   assert last.startswith(f"run_pretraining.py: error: {STUDENT_CKPT}: bert/encoder/layer_0/")
   assert "in the checkpoint but" in last and CAUSE in last and "--skip_mismatched_variables" in last
   assert not _checkpoints(tmp_path / "out")
@@ -284,7 +284,7 @@ def test_export_refuses_a_checkpoint_of_another_architecture_and_names_a_truncat
   args = ["--format=saved_model", f"--output={tmp_path / 'exported'}"]
   done = _cli("mobilebert.export", f"--bert_config_file={BERT_ZH}", f"--init_checkpoint={zh_init}",
               *args)
-  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert done.returncode == 2 and "Traceback" not in done.stderr
   assert done.stderr.strip().splitlines()[-1] == (
       f"export: error: {zh_init}: {ZH_MISMATCH}, and 23 more variables differ; {CAUSE}")
   broken = tmp_path / "broken.ckpt"
@@ -294,7 +294,7 @@ def test_export_refuses_a_checkpoint_of_another_architecture_and_names_a_truncat
   done = _cli("mobilebert.export", f"--bert_config_file={STUDENT_ZH}", f"--init_checkpoint={broken}",
               *args)
   last = done.stderr.strip().splitlines()[-1]
-  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert done.returncode == 2 and "Traceback" not in done.stderr
   assert last.startswith(f"export: error: {broken}: cannot read ")
   assert last.endswith("the checkpoint is truncated or corrupt (Read less bytes than requested)")
   assert not (tmp_path / "exported").exists()
@@ -307,5 +307,5 @@ def test_fill_mask_refuses_a_checkpoint_of_another_architecture(tmp_path):
   done = _cli("mobilebert.fill_mask", f"--bert_config_file={TEACHER_CONFIG}", f"--vocab_file={vocab}",
               f"--init_checkpoint={STUDENT_CKPT}", "--text=[MASK]")
   last = done.stderr.strip().splitlines()[-1]
-  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert done.returncode == 2 and "Traceback" not in done.stderr
   assert last.startswith(f"fill_mask: error: {STUDENT_CKPT}: bert/encoder/layer_0/") and CAUSE in last
