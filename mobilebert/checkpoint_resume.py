@@ -44,9 +44,13 @@ def _candidates(model_dir):
   state_path = os.path.join(model_dir, STATE_FILE)
   try:
     state = tf.train.get_checkpoint_state(model_dir)
-  except (text_format.ParseError, tf.errors.OpError, UnicodeDecodeError) as e:
-    raise CheckpointError(f"{state_path}: cannot parse the checkpoint state file ({e}); move it away "
-                          "and rerun to resume from the newest readable checkpoint") from None
+  except (text_format.ParseError, tf.errors.OpError, UnicodeDecodeError):
+    state = None
+  if state is None and tf.io.gfile.exists(state_path):
+    # get_checkpoint_state logs and ignores a damaged state file; the Estimator would then start
+    # afresh and, step by step, write over the checkpoints beside it.
+    raise CheckpointError(f"{state_path}: cannot parse the checkpoint state file; move it away and "
+                          "rerun to resume from the newest readable checkpoint")
   if state is None or not state.model_checkpoint_path:
     return []
   prefixes = {p for p in [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if p}
@@ -128,10 +132,10 @@ def recover_latest(model_dir):
   return prefix
 
 
-def check_resume_fits(model_dir, variables):
-  """Raises CheckpointError when `model_dir`'s latest checkpoint lacks one of `variables` or holds
-  it with another shape (the Saver would fail to restore it)."""
-  latest = tf.train.latest_checkpoint(model_dir)
+def check_resume_fits(model_dir, variables, checkpoint_path=None):
+  """Raises CheckpointError when `checkpoint_path` (default: `model_dir`'s latest checkpoint) lacks
+  one of `variables` or holds it with another shape (the Saver would fail to restore it)."""
+  latest = checkpoint_path or tf.train.latest_checkpoint(model_dir)
   if latest is None:
     return
   fit = checkpoint.assignment_map(latest, variables)
@@ -145,17 +149,20 @@ def check_resume_fits(model_dir, variables):
   else:
     return
   differ = len(fit.shape_mismatch) + len(fit.not_in_checkpoint)
+  where = (f"{checkpoint_path} is a checkpoint of another model" if checkpoint_path else
+           f"{model_dir} holds checkpoints of another model: in {latest}")
   raise CheckpointError(
-      f"{model_dir} holds checkpoints of another model: in {latest}, {detail} ({differ} of the graph's "
-      f"{len(variables)} variables differ); rerun with the config and flags that wrote it, or use a "
-      "new output dir")
+      f"{where}, {detail} ({differ} of the graph's {len(variables)} variables differ); rerun with the "
+      "config and flags that wrote it, or use a new output dir")
 
 
 class FitCheckHook(tf.train.SessionRunHook):
-  """Stops training before the session restores a checkpoint of another model from `model_dir`."""
+  """Stops before the session restores a checkpoint of another model from `model_dir` (training,
+  evaluation and prediction; `checkpoint_path` when one is given instead of the latest)."""
 
-  def __init__(self, model_dir):
+  def __init__(self, model_dir, checkpoint_path=None):
     self.model_dir = model_dir
+    self.checkpoint_path = checkpoint_path
 
   def begin(self):
-    check_resume_fits(self.model_dir, tf.global_variables())
+    check_resume_fits(self.model_dir, tf.global_variables(), self.checkpoint_path)

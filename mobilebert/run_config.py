@@ -154,7 +154,7 @@ class Runner:
     saving_listeners run after each checkpoint is written."""
     if multi_worker_count() <= 1:  # with several workers, each would move the same files
       checkpoint_resume.recover_latest(self.settings.output_dir)
-    hooks = list(hooks or []) + [checkpoint_resume.FitCheckHook(self.settings.output_dir)]
+    hooks = list(hooks or []) + [self._fit_check(None)]
     estimator = self.estimator(train_batch_size=batch_size)
     input_fn = self._input_fn(input_fn, batch_size)
     if self.strategy is not None and multi_worker_count() > 1:
@@ -171,12 +171,17 @@ class Runner:
   def evaluate(self, input_fn, steps, batch_size, checkpoint_path=None, name=None):
     estimator = self.estimator(eval_batch_size=batch_size)
     return estimator.evaluate(self._input_fn(input_fn, batch_size), steps=steps,
-                              checkpoint_path=checkpoint_path, name=name)
+                              checkpoint_path=checkpoint_path, name=name,
+                              hooks=[self._fit_check(checkpoint_path)])
 
   def predict(self, input_fn, batch_size, checkpoint_path=None):
     estimator = self.estimator(predict_batch_size=batch_size)
     return estimator.predict(self._input_fn(input_fn, batch_size), checkpoint_path=checkpoint_path,
-                             yield_single_examples=True)
+                             hooks=[self._fit_check(checkpoint_path)], yield_single_examples=True)
+
+  def _fit_check(self, checkpoint_path):
+    """Stops before restoring a checkpoint (default: output_dir's latest) of another model."""
+    return checkpoint_resume.FitCheckHook(self.settings.output_dir, checkpoint_path)
 
 
 def latest_step(output_dir):

@@ -163,6 +163,15 @@ def test_a_directory_with_no_readable_checkpoint_stops(tmp_path):
   assert _checkpoints(out) == ["model.ckpt-5.index"]  # nothing moved when nothing can be resumed
 
 
+def test_a_damaged_state_file_is_named_instead_of_starting_afresh(tmp_path):
+  out = tmp_path / "out"
+  _copy_golden(out, 1, ["model.ckpt-1"])
+  (out / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-1\nall_model_chec')
+  with pytest.raises(checkpoint.CheckpointError, match=(
+      rf"^{out}/checkpoint: cannot parse the checkpoint state file; move it away")):
+    checkpoint_resume.recover_latest(str(out))
+
+
 def test_resume_falls_back_past_a_missing_or_unlisted_broken_checkpoint(tmp_path):
   # The state file names a checkpoint whose files are gone (the Estimator would start afresh).
   out = tmp_path / "missing"
@@ -187,12 +196,12 @@ def test_resume_falls_back_past_a_missing_or_unlisted_broken_checkpoint(tmp_path
 
 # Fine-tuning: run_classifier and run_cmrc2018 (in-process through the runners they call).
 
-def _classifier(tmp_path, config, init=None, steps=1, **kwargs):
+def _classifier(tmp_path, config, init=None, steps=1, do_train=True, **kwargs):
   return ClassifierRunConfig(
       task_name="chnsenticorp", data_dir=str(ROOT / "tests" / "fixtures" / "classifier" /
                                              "chnsenticorp"),
       vocab_file=assets.chinese_vocab_file(), bert_config_file=config, init_checkpoint=init,
-      max_seq_length=16, do_train=True, train_batch_size=2, num_train_steps=steps,
+      max_seq_length=16, do_train=do_train, train_batch_size=2, num_train_steps=steps,
       run=RunSettings(output_dir=str(tmp_path / "out"), save_checkpoints_steps=1,
                       iterations_per_loop=1), **kwargs)
 
@@ -225,6 +234,10 @@ def test_classifier_into_an_output_dir_of_another_model_stops_before_training(tm
   message = _one_line_error(error)
   assert message.startswith(f"{tmp_path}/out holds checkpoints of another model: ")
   assert _checkpoints(tmp_path / "out") == before
+  # Scoring alone restores each checkpoint: the same check, naming the checkpoint.
+  with pytest.raises(checkpoint.CheckpointError, match=(
+      rf"^{tmp_path}/out/model.ckpt-\d+ is a checkpoint of another model, .* in the graph")):
+    run_classifier(_classifier(tmp_path, BERT_ZH, do_train=False, do_eval=True))
 
 
 def test_classifier_resumes_past_a_truncated_latest_checkpoint(tmp_path, zh_init, logs):
