@@ -34,6 +34,7 @@ class ClassifierModelSettings:
   bert_config: BertConfig
   num_labels: int
   init_checkpoint: Optional[str] = None
+  skip_mismatched_variables: bool = False
   learning_rate: float = 5e-5
   num_train_steps: int = 0
   num_warmup_steps: int = 0
@@ -102,7 +103,8 @@ def model_fn_builder(settings):
                            features["segment_ids"], label_ids)
     if is_training:
       # Eval and predict restore the fine-tuned checkpoint itself; only training starts from init.
-      scaffold_fn = checkpoint_lib.scaffold_fn(settings.init_checkpoint, settings.use_tpu)
+      scaffold_fn = checkpoint_lib.scaffold_fn(settings.init_checkpoint, settings.use_tpu,
+                                               settings.skip_mismatched_variables)
       train_op = optimization.create_optimizer(
           outputs.loss, settings.learning_rate, settings.num_train_steps, settings.num_warmup_steps,
           settings.use_tpu, optimizer=settings.optimizer,

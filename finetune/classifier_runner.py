@@ -39,6 +39,7 @@ class ClassifierRunConfig:
   bert_config_file: str
   run: RunSettings
   init_checkpoint: Optional[str] = None
+  skip_mismatched_variables: bool = False
   do_lower_case: bool = True
   max_seq_length: int = 128
   do_train: bool = False
@@ -179,6 +180,7 @@ def run(config):
 
   settings = ClassifierModelSettings(
       bert_config=bert_config, num_labels=len(task.labels), init_checkpoint=config.init_checkpoint,
+      skip_mismatched_variables=config.skip_mismatched_variables,
       learning_rate=config.learning_rate, num_train_steps=num_train_steps,
       num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
       weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,

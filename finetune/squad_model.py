@@ -33,6 +33,7 @@ class SpanModelSettings:
   """What model_fn_builder needs; built once from the run's flags."""
   bert_config: BertConfig
   init_checkpoint: Optional[str] = None
+  skip_mismatched_variables: bool = False
   learning_rate: float = 3e-5
   num_train_steps: int = 0
   num_warmup_steps: int = 0
@@ -114,7 +115,8 @@ def model_fn_builder(settings):
         features["segment_ids"], features.get("start_positions"), features.get("end_positions"))
     if is_training:
       # Prediction restores the fine-tuned checkpoint itself; only training starts from init.
-      scaffold_fn = checkpoint_lib.scaffold_fn(settings.init_checkpoint, settings.use_tpu)
+      scaffold_fn = checkpoint_lib.scaffold_fn(settings.init_checkpoint, settings.use_tpu,
+                                               settings.skip_mismatched_variables)
       train_op = optimization.create_optimizer(
           outputs.loss, settings.learning_rate, settings.num_train_steps, settings.num_warmup_steps,
           settings.use_tpu, optimizer=settings.optimizer,

@@ -35,6 +35,7 @@ class SquadRunConfig:
   train_file: Optional[str] = None
   predict_file: Optional[str] = None
   init_checkpoint: Optional[str] = None
+  skip_mismatched_variables: bool = False
   do_lower_case: bool = True
   max_seq_length: int = 512
   doc_stride: int = 128
@@ -169,6 +170,7 @@ def run(config):
 
   model_settings = SpanModelSettings(
       bert_config=bert_config, init_checkpoint=config.init_checkpoint,
+      skip_mismatched_variables=config.skip_mismatched_variables,
       learning_rate=config.learning_rate, num_train_steps=num_train_steps,
       num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
       weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,

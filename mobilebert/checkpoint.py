@@ -1,9 +1,13 @@
-"""Initializing graph variables from checkpoints by name.
+"""Initializing graph variables from checkpoints by name, strictly.
 
 Released pretraining checkpoints hold more than a model needs (the teacher under `teacher/`, AdamW
 slots, `global_step`); those entries are ignored. A graph variable and a checkpoint entry match when
-their names agree after removing `graph_prefix` / `checkpoint_prefix`, and are used when their shapes
-agree too.
+their names agree after removing `graph_prefix` / `checkpoint_prefix`. A matching entry of another
+shape means the config does not describe the checkpoint's model: that is an error (the run would
+otherwise train from partly random weights), and so is a checkpoint that initializes nothing. Both are
+allowed only with `skip_mismatched` (the --skip_mismatched_variables flag of every entry point that
+initializes from a checkpoint). Graph variables the checkpoint lacks (a new classifier head) are left
+at their initializer and listed.
 """
 
 import collections
@@ -19,9 +23,22 @@ CheckpointInit = collections.namedtuple(
 
 OPTIMIZER_SLOT_PATTERN = re.compile(r"/(adam_m|adam_v|Adam|Adam_1|Momentum|lamb_m|lamb_v)$")
 
+SKIP_FLAG = "--skip_mismatched_variables"
+# The likely cause of a mismatch, named by the flags a user sets.
+MODEL_CAUSE = "--bert_config_file does not describe the model in --init_checkpoint"
+TEACHER_CAUSE = "--bert_teacher_config_file does not describe the teacher in --init_checkpoint"
+# Errors that reading a truncated or corrupt checkpoint raises (IndexError: "Read less bytes than
+# requested" from a short .data file).
+READ_ERRORS = (tf.errors.OpError, IndexError, ValueError)
+
 
 class CheckpointError(cli.UserError, ValueError):
-  """A checkpoint path that does not name a readable TensorFlow checkpoint."""
+  """A checkpoint that cannot be read, or that does not fit the graph; the message is one line."""
+
+
+def _first_line(error):
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
 
 
 def resolve_checkpoint(path):
@@ -44,8 +61,34 @@ def list_checkpoint(path):
   prefix = resolve_checkpoint(path)
   try:
     return dict(tf.train.list_variables(prefix))
-  except (tf.errors.OpError, ValueError) as e:
-    raise CheckpointError(f"{path}: cannot read checkpoint ({e})") from None
+  except READ_ERRORS as e:
+    raise CheckpointError(f"{path}: cannot read checkpoint, its index is truncated or corrupt "
+                          f"({_first_line(e)})") from None
+
+
+def _open_reader(prefix):
+  try:
+    return tf.train.load_checkpoint(prefix)
+  except READ_ERRORS as e:
+    raise CheckpointError(f"{prefix}: cannot read checkpoint, it is truncated or corrupt "
+                          f"({_first_line(e)})") from None
+
+
+def _read_tensor(reader, prefix, name):
+  try:
+    return reader.get_tensor(name)
+  except READ_ERRORS as e:
+    raise CheckpointError(f"{prefix}: cannot read {name}, the checkpoint is truncated or corrupt "
+                          f"({_first_line(e)})") from None
+
+
+def check_readable(path, names=None):
+  """Reads every tensor `names` lists (default: all) once; raises CheckpointError naming the first
+  that cannot be read (a truncated .data file, a checksum mismatch)."""
+  prefix = resolve_checkpoint(path)
+  reader = _open_reader(prefix)
+  for name in sorted(reader.get_variable_to_shape_map()) if names is None else names:
+    _read_tensor(reader, prefix, name)  # one at a time: memory stays at the largest tensor
 
 
 def assignment_map(init_checkpoint, tvars=None, checkpoint_prefix="", graph_prefix=""):
@@ -81,7 +124,41 @@ def assignment_map(init_checkpoint, tvars=None, checkpoint_prefix="", graph_pref
   return CheckpointInit(amap, initialized, mismatched, missing)
 
 
-def scaffold_fn(init_checkpoint, use_tpu):
+def _and_more(count, singular, plural):
+  return f", and {count} more {singular if count == 1 else plural}" if count else ""
+
+
+def check_fits(prefix, result, cause=MODEL_CAUSE, skip_mismatched=False, checkpoint_prefix="",
+               graph_prefix="", require_all=False):
+  """Raises CheckpointError (one line: the first variable, both shapes, the likely cause) when
+  `result` (a CheckpointInit of `prefix`) has a shape mismatch, or initializes nothing although there
+  were variables to initialize; `skip_mismatched` allows both. With `require_all` (export, fill-mask:
+  an inference graph must come whole from the checkpoint) every variable must be there, no skipping.
+  """
+  if skip_mismatched and not require_all:
+    return
+  hint = "" if require_all else f"; {SKIP_FLAG} leaves such variables at their initializer instead"
+  if result.shape_mismatch:
+    name, shape, ckpt_shape = result.shape_mismatch[0]
+    source = checkpoint_prefix + name[len(graph_prefix):]
+    graph_name = "" if source == name else f" (as {name})"
+    more = len(result.shape_mismatch) - 1
+    raise CheckpointError(
+        f"{prefix}: {source} has shape {ckpt_shape} in the checkpoint but {shape} in the graph"
+        f"{graph_name}{_and_more(more, 'variable differs', 'variables differ')}; likely cause: "
+        f"{cause}{hint}")
+  missing = result.not_in_checkpoint
+  if missing and (require_all or not result.initialized):
+    source = checkpoint_prefix + missing[0][len(graph_prefix):]
+    what = (f"the graph's {source} is not in the checkpoint"
+            f"{_and_more(len(missing) - 1, 'variable is missing', 'variables are missing')}"
+            if result.initialized else
+            f"none of the {len(missing)} graph variables is in the checkpoint (e.g. {source})")
+    raise CheckpointError(f"{prefix}: {what}; likely cause: {cause}, or it is not a checkpoint of "
+                          f"this kind of model{hint}")
+
+
+def scaffold_fn(init_checkpoint, use_tpu, skip_mismatched=False):
   """What a model_fn does to start from `init_checkpoint` (ignoring entries with no graph variable).
 
   Off TPU the initializers are overridden right away and None is returned; on TPU they must be
@@ -90,38 +167,51 @@ def scaffold_fn(init_checkpoint, use_tpu):
   if not init_checkpoint:
     return None
   if not use_tpu:
-    init_from_checkpoint(init_checkpoint)
+    init_from_checkpoint(init_checkpoint, skip_mismatched=skip_mismatched)
     return None
 
   def tpu_scaffold():
-    init_from_checkpoint(init_checkpoint)
+    init_from_checkpoint(init_checkpoint, skip_mismatched=skip_mismatched)
     return tf.train.Scaffold()
 
   return tpu_scaffold
 
 
 def init_from_checkpoint(init_checkpoint, tvars=None, checkpoint_prefix="", graph_prefix="",
-                         log=True):
+                         log=True, skip_mismatched=False, cause=MODEL_CAUSE):
   """Overrides the initializers of matching variables with the checkpoint's values.
 
-  Returns the CheckpointInit, and logs what was initialized, what was skipped and why.
+  Raises CheckpointError (see check_fits) on a variable of another shape or when nothing would be
+  initialized, and when a tensor to load cannot be read. Returns the CheckpointInit; logs one summary
+  line and each name with what happened to it.
   """
   prefix = resolve_checkpoint(init_checkpoint)
   result = assignment_map(prefix, tvars, checkpoint_prefix, graph_prefix)
+  check_fits(prefix, result, cause, skip_mismatched, checkpoint_prefix, graph_prefix)
   if result.assignment_map:
+    # Reading happens when the session starts, deep in the Estimator: fail here, naming the file.
+    check_readable(prefix, list(result.assignment_map))
     init_from_checkpoint_any_dtype(prefix, result.assignment_map)
   if log:
-    tf.logging.info("init_from_checkpoint %s: %d variables initialized%s", prefix,
-                    len(result.initialized),
-                    f" (graph prefix '{graph_prefix}')" if graph_prefix else "")
-    for name in result.initialized:
-      tf.logging.info("  initialized %s", name)
-    for name, shape, ckpt_shape in result.shape_mismatch:
-      tf.logging.warning("  shape mismatch, not initialized: %s graph %s checkpoint %s", name,
-                         shape, ckpt_shape)
-    for name in result.not_in_checkpoint:
-      tf.logging.info("  not in checkpoint (fresh init): %s", name)
+    log_init(prefix, result, graph_prefix)
   return result
+
+
+def log_init(prefix, result, graph_prefix=""):
+  """One summary line, then every name: loaded, left at its initializer, skipped for its shape."""
+  scope = f" under {graph_prefix}" if graph_prefix else ""
+  total = len(result.initialized) + len(result.not_in_checkpoint) + len(result.shape_mismatch)
+  tf.logging.info("init_from_checkpoint %s: loaded %d of %d variables%s; %d left at their initializer "
+                  "(not in the checkpoint), %d skipped (shape mismatch)", prefix,
+                  len(result.initialized), total, scope, len(result.not_in_checkpoint),
+                  len(result.shape_mismatch))
+  for name in result.initialized:
+    tf.logging.info("  loaded %s", name)
+  for name in result.not_in_checkpoint:
+    tf.logging.info("  left at initializer (not in checkpoint): %s", name)
+  for name, shape, ckpt_shape in result.shape_mismatch:
+    tf.logging.warning("  left at initializer (shape mismatch, %s): %s graph %s checkpoint %s",
+                       SKIP_FLAG, name, shape, ckpt_shape)
 
 
 def init_from_checkpoint_any_dtype(init_checkpoint, assignment_map):
@@ -154,11 +244,12 @@ def init_from_checkpoint_any_dtype(init_checkpoint, assignment_map):
 
 def read_checkpoint_float32(init_checkpoint, names=None):
   """{name: numpy array} of a checkpoint's tensors, 16-bit floats cast up to float32."""
-  reader = tf.train.load_checkpoint(resolve_checkpoint(init_checkpoint))
+  prefix = resolve_checkpoint(init_checkpoint)
+  reader = _open_reader(prefix)
   dtypes = reader.get_variable_to_dtype_map()
   values = {}
   for name in (names if names is not None else sorted(dtypes)):
-    value = reader.get_tensor(name)
+    value = _read_tensor(reader, prefix, name)
     if dtypes[name] in (tf.bfloat16, tf.float16):
       value = value.astype(np.float32)
     values[name] = value

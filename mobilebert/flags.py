@@ -24,7 +24,12 @@ def define_model_flags():
                "Model config JSON (original BertConfig keys); defines the architecture.")
   _define_once("string", "init_checkpoint", None,
                "Checkpoint (prefix or directory) to initialize from; extra entries such as teacher/* "
-               "and optimizer slots are ignored.")
+               "and optimizer slots are ignored, an entry of another shape than the graph's stops the "
+               "run (see --skip_mismatched_variables).")
+  _define_once("bool", "skip_mismatched_variables", False,
+               "Leave variables whose --init_checkpoint entry has another shape at their initializer "
+               "(listed in the log), and accept a checkpoint that initializes nothing, instead of "
+               "stopping: the model then trains partly from random weights.")
   _define_once("string", "vocab_file", None, "Vocabulary file the model was trained with.")
   _define_once("bool", "do_lower_case", True, "Lower-case and strip accents (uncased models).")
   _define_once("integer", "max_seq_length", 128, "Maximum total sequence length after WordPiece.")

@@ -5,7 +5,7 @@ On TPU and on a single device they run under `TPUEstimator` (use_tpu=False is it
 with `num_gpus > 1` or a multi-worker `TF_CONFIG` they run under a plain Estimator with
 MirroredStrategy / MultiWorkerMirroredStrategy, the global batch split evenly across replicas.
 Entry points call `Runner.train/evaluate/predict` with global batch sizes and never build estimators
-themselves.
+themselves; `Runner.train` resumes only from a checkpoint that reads and fits (checkpoint_resume).
 """
 
 import dataclasses
@@ -19,6 +19,8 @@ from absl import logging
 import tensorflow.compat.v1 as tf
 
 from mobilebert import atomic_io
+from mobilebert import checkpoint
+from mobilebert import checkpoint_resume
 from mobilebert import cli
 
 
@@ -154,7 +156,12 @@ class Runner:
     return replica_input_fn
 
   def train(self, input_fn, max_steps, batch_size, hooks=None, saving_listeners=None):
-    """Trains to max_steps; saving_listeners run after each checkpoint is written."""
+    """Trains to max_steps, resuming from output_dir's newest readable checkpoint when it has one
+    (checkpoint_resume: unreadable ones are moved aside, another model's stop the run);
+    saving_listeners run after each checkpoint is written."""
+    if multi_worker_count() <= 1:  # with several workers, each would move the same files
+      checkpoint_resume.recover_latest(self.settings.output_dir)
+    hooks = list(hooks or []) + [self._fit_check(None)]
     estimator = self.estimator(train_batch_size=batch_size)
     input_fn = self._input_fn(input_fn, batch_size)
     if self.strategy is not None and multi_worker_count() > 1:
@@ -171,12 +178,17 @@ class Runner:
   def evaluate(self, input_fn, steps, batch_size, checkpoint_path=None, name=None):
     estimator = self.estimator(eval_batch_size=batch_size)
     return estimator.evaluate(self._input_fn(input_fn, batch_size), steps=steps,
-                              checkpoint_path=checkpoint_path, name=name)
+                              checkpoint_path=checkpoint_path, name=name,
+                              hooks=[self._fit_check(checkpoint_path)])
 
   def predict(self, input_fn, batch_size, checkpoint_path=None):
     estimator = self.estimator(predict_batch_size=batch_size)
     return estimator.predict(self._input_fn(input_fn, batch_size), checkpoint_path=checkpoint_path,
-                             yield_single_examples=True)
+                             hooks=[self._fit_check(checkpoint_path)], yield_single_examples=True)
+
+  def _fit_check(self, checkpoint_path):
+    """Stops before restoring a checkpoint (default: output_dir's latest) of another model."""
+    return checkpoint_resume.FitCheckHook(self.settings.output_dir, checkpoint_path)
 
 
 def latest_step(output_dir):
@@ -184,7 +196,8 @@ def latest_step(output_dir):
   latest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.isdir(output_dir) else None
   if latest is None:
     return 0
-  return int(tf.train.load_variable(latest, "global_step"))
+  # Through the checkpoint module, so that an unreadable checkpoint is named.
+  return int(checkpoint.read_checkpoint_float32(latest, ["global_step"])["global_step"])
 
 
 class ProgressHook(tf.train.SessionRunHook):

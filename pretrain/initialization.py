@@ -10,7 +10,8 @@ RoBERTa-wwm-ext's `bert_model.ckpt`, or a model to continue) or a pretraining ch
                               agree, as the release did; the student's encoder starts fresh;
   teacher, pretraining ckpt   the student from `bert/*`, `cls/*`, the teacher from `teacher/*`.
 The original left the teacher uninitialized (random) when distilling from a plain checkpoint without
-the layer-wise warm-up; here the teacher always comes from the checkpoint.
+the layer-wise warm-up; here the teacher always comes from the checkpoint. A variable whose entry has
+another shape is an error (checkpoint.check_fits), unless --skip_mismatched_variables.
 
 Initialization only overrides initializers: when `output_dir` already holds a checkpoint, the
 Estimator restores that instead, so rerunning a command never re-initializes a run in progress.
@@ -42,25 +43,34 @@ def plan(init_checkpoint, student_vars, teacher_vars, teacher_scope="teacher/"):
                   "teacher from the plain checkpoint; student embeddings/head copied from it")
 
 
-def initialize(init_checkpoint, student_vars, teacher_vars, teacher_scope="teacher/"):
-  """Overrides the initializers according to `plan`; returns the set of initialized graph names."""
+def initialize(init_checkpoint, student_vars, teacher_vars, teacher_scope="teacher/",
+               skip_mismatched=False):
+  """Overrides the initializers according to `plan`; returns the set of initialized graph names.
+
+  A variable whose checkpoint entry has another shape is an error (checkpoint.check_fits) unless
+  `skip_mismatched`; the teacher must be complete either way.
+  """
   init = plan(init_checkpoint, student_vars, teacher_vars, teacher_scope)
   tf.logging.info("Initializing from %s: %s", init_checkpoint, init.description)
   initialized = set()
-  if init.student_vars:
-    result = checkpoint.init_from_checkpoint(init_checkpoint, init.student_vars,
-                                             checkpoint_prefix=init.student_prefix)
-    initialized.update(result.initialized)
+  # The teacher first: when its config is wrong, the error names --bert_teacher_config_file.
   if init.teacher_vars:
     result = checkpoint.init_from_checkpoint(init_checkpoint, init.teacher_vars,
                                              checkpoint_prefix=init.teacher_prefix,
-                                             graph_prefix=teacher_scope)
+                                             graph_prefix=teacher_scope,
+                                             skip_mismatched=skip_mismatched,
+                                             cause=checkpoint.TEACHER_CAUSE)
     initialized.update(result.initialized)
     missing = [v for v in init.teacher_vars if progressive.variable_name(v) not in initialized]
     if missing:
-      raise ValueError(
+      raise checkpoint.CheckpointError(
           f"--init_checkpoint={init_checkpoint} does not hold the teacher: "
           f"{len(missing)} teacher variables not found or of another shape, e.g. "
           f"{progressive.variable_name(missing[0])} {missing[0].shape.as_list()}; does "
           "--bert_teacher_config_file describe the checkpoint's model?")
+  if init.student_vars:
+    result = checkpoint.init_from_checkpoint(init_checkpoint, init.student_vars,
+                                             checkpoint_prefix=init.student_prefix,
+                                             skip_mismatched=skip_mismatched)
+    initialized.update(result.initialized)
   return initialized

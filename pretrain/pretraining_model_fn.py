@@ -39,13 +39,16 @@ class SummaryOptions:
   use_host_call: bool = False
 
 
-def model_fn_builder(options, train, init_checkpoint=None, summaries=SummaryOptions()):
+def model_fn_builder(options, train, init_checkpoint=None, summaries=SummaryOptions(),
+                     skip_mismatched=False):
   """Returns a TPUEstimator `model_fn` for one phase.
 
   Args:
     options: pretraining_model.ModelOptions.
     train: TrainOptions.
     init_checkpoint: checkpoint to initialize from when the run has none yet (see initialization).
+    skip_mismatched: leave variables whose checkpoint entry has another shape at their initializer
+      instead of stopping (--skip_mismatched_variables).
     summaries: SummaryOptions.
   """
 
@@ -56,7 +59,8 @@ def model_fn_builder(options, train, init_checkpoint=None, summaries=SummaryOpti
     model = PretrainingModel(options, features, is_training, step)
     student_vars = model.student_variables()
     teacher_vars = model.teacher_variables()
-    scaffold_fn = _initializer(init_checkpoint, student_vars, teacher_vars, train.use_tpu)
+    scaffold_fn = _initializer(init_checkpoint, student_vars, teacher_vars, train.use_tpu,
+                               skip_mismatched)
     _log_variables(student_vars, teacher_vars)
 
     if mode == tf.estimator.ModeKeys.TRAIN:
@@ -111,16 +115,18 @@ def build_phase_train_op(loss, step, train, student_vars, teacher_vars, schedule
       loss_scale=train.loss_scale)
 
 
-def _initializer(init_checkpoint, student_vars, teacher_vars, use_tpu):
+def _initializer(init_checkpoint, student_vars, teacher_vars, use_tpu, skip_mismatched):
   """Initializes from the checkpoint now, or (TPU) returns the scaffold_fn that does it."""
   if not init_checkpoint:
     return None
   if not use_tpu:
-    initialization.initialize(init_checkpoint, student_vars, teacher_vars)
+    initialization.initialize(init_checkpoint, student_vars, teacher_vars,
+                              skip_mismatched=skip_mismatched)
     return None
 
   def tpu_scaffold():
-    initialization.initialize(init_checkpoint, student_vars, teacher_vars)
+    initialization.initialize(init_checkpoint, student_vars, teacher_vars,
+                              skip_mismatched=skip_mismatched)
     return tf.train.Scaffold()
 
   return tpu_scaffold

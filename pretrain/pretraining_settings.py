@@ -41,6 +41,7 @@ class PretrainingSettings:
   bert_teacher_config: Optional[BertConfig] = None
   bert_teacher_config_file: Optional[str] = None
   init_checkpoint: Optional[str] = None
+  skip_mismatched_variables: bool = False
   first_input_files: Optional[List[str]] = None
   eval_input_files: Optional[List[str]] = None
   do_train: bool = False

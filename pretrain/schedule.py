@@ -17,6 +17,7 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import checkpoint_resume
 from mobilebert import cli
 from mobilebert import input_pipeline
 from mobilebert import run_config
@@ -148,13 +149,17 @@ def summary_options(settings, phase):
 def runner_for(settings, phase, init_checkpoint=None):
   run = dataclasses.replace(settings.run, output_dir=phase.model_dir)
   model_fn = model_fn_builder(model_options(settings, phase.kind), train_options(settings, phase),
-                              init_checkpoint, summary_options(settings, phase))
+                              init_checkpoint, summary_options(settings, phase),
+                              skip_mismatched=settings.skip_mismatched_variables)
   return Runner(run, model_fn)
 
 
 def train(settings):
   """Runs every unfinished phase; returns the final global step of the main round."""
   phases = plan_phases(settings)
+  for directory in sorted({phase.model_dir for phase in phases}):
+    # Before any step is read from a directory: an unreadable newest checkpoint is moved aside.
+    checkpoint_resume.recover_latest(directory)
   check_resumable(settings, phases)
   if current_phase(phases)[0] is None:
     tf.logging.info("All phases finished already (main round at step %d)", settings.num_train_steps)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from mobilebert import checkpoint as checkpoint_lib
 from mobilebert import heads
 from mobilebert import layers
 from mobilebert import modeling
@@ -177,6 +178,12 @@ def test_bad_inputs_and_command_line(tmp_path, vocab_file):
     hf.export_hf(config, checkpoint, small, str(tmp_path / "x"))
   with pytest.raises(graph.ExportError, match="--hf_head=sequence_classification.*only"):
     hf.export_hf(config, checkpoint, vocab_file, str(tmp_path / "x"), head="sequence_classification")
+  student = export_helpers.golden("tiny_student_f2")[2]
+  with pytest.raises(checkpoint_lib.CheckpointError, match=(
+      r"tiny_student_f2.ckpt: bert/encoder/layer_0/.* in the checkpoint but .* in the graph, and 23 "
+      r"more variables differ; likely cause: --bert_config_file does not describe the model")):
+    hf.export_hf(config, student, vocab_file, str(tmp_path / "x"), verify_outputs=False)
+  assert not (tmp_path / "x").exists()
   out = tmp_path / "cli"
   done = subprocess.run(
       [sys.executable, "-m", "mobilebert.export", "--format=hf", f"--bert_config_file={config_file}",

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from mobilebert import checkpoint
 from mobilebert.config import BertConfig
 from pretrain import initialization
 from pretrain.pretraining_model import ModelOptions, PretrainingModel
@@ -64,9 +65,28 @@ def test_plain_teacher_checkpoint_copies_only_the_shared_non_encoder_variables()
 def test_a_checkpoint_without_the_teacher_is_refused():
   with tf.Graph().as_default():
     model = _distill_model()
-    with pytest.raises(ValueError, match="does not hold the teacher"):
+    # The student's own checkpoint as the teacher's: the first teacher variable of another shape is
+    # named, with the teacher's config as the likely cause.
+    with pytest.raises(checkpoint.CheckpointError, match=(
+        r"tiny_student_f2.ckpt: bert/encoder/layer_0/attention/self/query/kernel has shape \[32, 32\] "
+        r"in the checkpoint but \[64, 64\] in the graph \(as teacher/bert/.*likely cause: "
+        r"--bert_teacher_config_file does not describe the teacher")):
       initialization.initialize(str(GOLDEN / "tiny_student_f2.ckpt"), model.student_variables(),
                                 model.teacher_variables())
+    # Skipping mismatches does not make a partial teacher acceptable.
+    with pytest.raises(checkpoint.CheckpointError, match="does not hold the teacher"):
+      initialization.initialize(str(GOLDEN / "tiny_student_f2.ckpt"), model.student_variables(),
+                                model.teacher_variables(), skip_mismatched=True)
+
+
+def test_a_student_checkpoint_of_another_architecture_is_refused():
+  """No teacher: the student comes from the checkpoint's names, and a wrong config is an error."""
+  with tf.Graph().as_default():
+    options = ModelOptions(TEACHER, "mlm")
+    model = PretrainingModel(options, batch_features(random_instances(2, 16, 4)), False)
+    with pytest.raises(checkpoint.CheckpointError, match=(
+        r"likely cause: --bert_config_file does not describe the model in --init_checkpoint")):
+      initialization.initialize(str(GOLDEN / "tiny_student_f2.ckpt"), model.student_variables(), [])
 
 
 def test_distillation_loss_uses_teacher_probabilities_at_temperature():

@@ -1,6 +1,7 @@
 """The summary tool's output against the manifests, and initialization from release-like checkpoints."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -90,15 +91,59 @@ def test_teacher_initializes_from_the_teacher_scope_of_a_pretraining_checkpoint(
                                  atol=1e-5)
 
 
-def test_shape_mismatches_are_skipped_and_reported():
+def test_a_shape_mismatch_is_an_error_naming_variable_shapes_checkpoint_and_cause():
   config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_student_f2.json"))
   wider = config.copy(intermediate_size=96)
   with tf.Graph().as_default():
     modeling.BertModel(wider, False, tf.zeros([1, 8], tf.int32))
-    result = checkpoint.init_from_checkpoint(RELEASE_LIKE)
+    with pytest.raises(checkpoint.CheckpointError) as error:
+      checkpoint.init_from_checkpoint(RELEASE_LIKE)
+  message = str(error.value)
+  assert "\n" not in message and message.startswith(RELEASE_LIKE + ": bert/encoder/layer_0/")
+  assert "has shape [32, 64] in the checkpoint but [32, 96] in the graph" in message
+  assert "--bert_config_file does not describe the model in --init_checkpoint" in message
+  assert "--skip_mismatched_variables" in message
+
+
+def test_shape_mismatches_are_skipped_and_reported_only_on_request(caplog):
+  caplog.set_level(logging.INFO, logger="tensorflow")
+  config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_student_f2.json"))
+  wider = config.copy(intermediate_size=96)
+  with tf.Graph().as_default():
+    modeling.BertModel(wider, False, tf.zeros([1, 8], tf.int32))
+    result = checkpoint.init_from_checkpoint(RELEASE_LIKE, skip_mismatched=True)
     mismatched = {name for name, _, _ in result.shape_mismatch}
     assert "bert/encoder/layer_0/intermediate/dense/kernel" in mismatched
     assert "bert/embeddings/word_embeddings" in result.initialized
+  total = len(result.initialized) + len(mismatched)
+  assert (f"loaded {len(result.initialized)} of {total} variables; 0 left at their initializer (not "
+          f"in the checkpoint), {len(mismatched)} skipped (shape mismatch)") in caplog.text
+  assert "left at initializer (shape mismatch" in caplog.text
+
+
+def test_a_checkpoint_that_initializes_nothing_is_an_error():
+  with tf.Graph().as_default():
+    with tf.variable_scope("other"):
+      tf.get_variable("kernel", [3, 4])
+    with pytest.raises(checkpoint.CheckpointError, match=r"none of the 1 graph variables is in the "
+                       r"checkpoint \(e.g. other/kernel\)"):
+      checkpoint.init_from_checkpoint(RELEASE_LIKE)
+    result = checkpoint.init_from_checkpoint(RELEASE_LIKE, skip_mismatched=True)
+    assert result.not_in_checkpoint == ["other/kernel"] and not result.initialized
+
+
+def test_a_truncated_or_corrupt_init_checkpoint_is_named(tmp_path):
+  for suffix in (".index", ".data-00000-of-00001"):
+    (tmp_path / f"m.ckpt{suffix}").write_bytes((REFERENCE / "release_like" /
+                                                f"mobilebert.ckpt{suffix}").read_bytes())
+  data = tmp_path / "m.ckpt.data-00000-of-00001"
+  data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+  config = BertConfig.from_json_file(str(REFERENCE / "golden" / "tiny_student_f2.json"))
+  with tf.Graph().as_default():
+    modeling.BertModel(config, False, tf.zeros([1, 8], tf.int32))
+    with pytest.raises(checkpoint.CheckpointError, match=r"m\.ckpt: cannot read .*, the checkpoint "
+                       r"is truncated or corrupt \(Read less bytes than requested\)"):
+      checkpoint.init_from_checkpoint(str(tmp_path / "m.ckpt"))
 
 
 def test_bad_checkpoint_paths(tmp_path):

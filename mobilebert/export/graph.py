@@ -3,7 +3,8 @@
 A checkpoint's heads are read from its variable names: `cls/predictions/*` (masked LM),
 `cls/seq_relationship/*` (next sentence), and the fine-tuned classifier's top-level `output_weights`
 [num_labels, H] / `output_bias` [num_labels] (logits = pooled @ W^T + b, as in run_classifier.py).
-Weights are loaded strictly (every graph variable must be in the checkpoint with its shape), and 16-bit
+Weights are loaded strictly: every graph variable must be in the checkpoint with its shape (there is
+no --skip_mismatched_variables here: an inference graph with random weights is never wanted). 16-bit
 checkpoints written by strip_checkpoint are cast up to float32.
 """
 
@@ -92,19 +93,14 @@ def build_outputs(config, heads, input_ids, input_mask, segment_ids, masked_lm_p
 def load_variables(session, init_checkpoint, variables=None):
   """Sets every variable (default: all global variables) from the checkpoint, strictly.
 
-  Raises ExportError naming each variable that the checkpoint lacks or holds with another shape.
+  Raises checkpoint.CheckpointError naming the first variable the checkpoint lacks or holds with
+  another shape, or the first tensor that cannot be read.
   """
   prefix = checkpoint_lib.resolve_checkpoint(init_checkpoint)
-  shapes = checkpoint_lib.list_checkpoint(prefix)
   variables = tf.global_variables() if variables is None else variables
+  fit = checkpoint_lib.assignment_map(prefix, variables)
+  checkpoint_lib.check_fits(prefix, fit, require_all=True)
   names = [v.name.split(":")[0] for v in variables]
-  missing = [n for n in names if n not in shapes]
-  wrong = [f"{n}: graph {v.shape.as_list()} checkpoint {shapes[n]}" for n, v in zip(names, variables)
-           if n in shapes and v.shape.as_list() != list(shapes[n])]
-  if missing or wrong:
-    raise ExportError(f"{prefix} does not fit the model built from the config: "
-                      f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''} "
-                      f"shape mismatch {wrong[:5]}; does --bert_config_file match the checkpoint?")
   values = checkpoint_lib.read_checkpoint_float32(prefix, names)
   feeds, assigns = {}, []
   for name, var in zip(names, variables):
@@ -112,6 +108,19 @@ def load_variables(session, init_checkpoint, variables=None):
     assigns.append(tf.assign(var, placeholder))
     feeds[placeholder] = values[name]
   session.run(assigns, feeds)
+  tf.logging.info("load_variables %s: loaded all %d variables of the graph", prefix, len(names))
+
+
+def check_checkpoint_fits(config, init_checkpoint, heads):
+  """Raises checkpoint.CheckpointError unless every variable of the inference graph of `config` and
+  `heads` is in the checkpoint with its shape; for exports that read the checkpoint without a graph."""
+  with tf.Graph().as_default():
+    inputs = [tf.placeholder(tf.int32, [None, None]) for _ in INPUT_NAMES]
+    positions = tf.placeholder(tf.int32, [None, None]) if heads.masked_lm else None
+    build_outputs(config, heads, *inputs, masked_lm_positions=positions)
+    prefix = checkpoint_lib.resolve_checkpoint(init_checkpoint)
+    fit = checkpoint_lib.assignment_map(prefix, tf.global_variables())
+    checkpoint_lib.check_fits(prefix, fit, require_all=True)
 
 
 class TFModel:

@@ -79,6 +79,8 @@ def export_hf(config, init_checkpoint, vocab_file, output_dir, head="auto", labe
     raise graph.ExportError(f"--vocab_file {vocab_file} has {max(vocab.values()) + 1} entries, the "
                             f"config's vocab_size is {config.vocab_size}")
   heads = graph.detect_heads(init_checkpoint)
+  # Before converting: a checkpoint of another architecture would convert to a broken model.
+  graph.check_checkpoint_fits(config, init_checkpoint, heads)
   head = hf_mapping.choose_head(heads, head)
   hf_config = hf_mapping.hf_config(config, head, heads.num_labels, label_names)
   # Only the model's own variables are read: a release checkpoint's teacher/* and optimizer slots are
