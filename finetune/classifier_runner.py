@@ -23,7 +23,7 @@ from finetune.tasks import GenericOptions, create_task
 from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
 from mobilebert import input_pipeline
-from mobilebert.run_config import ProgressHook, Runner, RunSettings, latest_step
+from mobilebert.run_config import ProgressHook, Runner, RunSettings, resume_step
 from mobilebert.tokenization import FullTokenizer
 
 LABEL_FILE = "label_list.json"
@@ -211,7 +211,7 @@ def run(config):
                                              is_training=True, num_examples=train_split.num_examples,
                                              seed=config.run.rand_seed,
                                              start_example=input_pipeline.start_example(
-                                                 latest_step(output_dir), 0, config.train_batch_size))
+                                                 resume_step(output_dir), 0, config.train_batch_size))
     with input_pipeline.naming_corrupt_records([train_split.path]):
       runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
                    hooks=[ProgressHook(config.train_batch_size, num_train_steps,

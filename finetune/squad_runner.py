@@ -20,7 +20,7 @@ from finetune.squad_model import SpanModelSettings, model_fn_builder
 from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
 from mobilebert import input_pipeline
-from mobilebert.run_config import ProgressHook, Runner, RunSettings, latest_step
+from mobilebert.run_config import ProgressHook, Runner, RunSettings, resume_step
 from mobilebert.tokenization import FullTokenizer
 
 EVAL_RESULTS = "eval_results.json"
@@ -186,7 +186,7 @@ def run(config):
                                               num_features=train_records.num_features,
                                               seed=config.run.rand_seed,
                                               start_example=input_pipeline.start_example(
-                                                  latest_step(output_dir), 0,
+                                                  resume_step(output_dir), 0,
                                                   config.train_batch_size))
     with input_pipeline.naming_corrupt_records([train_records.path]):
       runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,

@@ -191,6 +191,17 @@ class Runner:
     return checkpoint_resume.FitCheckHook(self.settings.output_dir, checkpoint_path)
 
 
+def resume_step(output_dir):
+  """The global step a training run in `output_dir` resumes from (0 for a fresh run).
+
+  Sets an unreadable newest checkpoint aside first (checkpoint_resume.recover_latest, as Runner.train
+  does), so that the input position computed from this step is the one of the checkpoint restored.
+  """
+  if multi_worker_count() <= 1:
+    checkpoint_resume.recover_latest(output_dir)
+  return latest_step(output_dir)
+
+
 def latest_step(output_dir):
   """Global step of the newest checkpoint in `output_dir` (0 when there is none)."""
   latest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.isdir(output_dir) else None
