@@ -42,6 +42,7 @@ ACTIVATION_SCOPE = "act_quant"
 WEIGHT_SCOPE = "weights_quant"
 
 _active = []  # stack of is_training flags of the enclosing fake_quantization blocks
+_integer_masking = []  # non-empty inside integer_masking blocks
 
 
 @contextlib.contextmanager
@@ -111,11 +112,24 @@ def mask_scores(scores, mask_adder):
   int8 bucket, attention becomes uniform); instead the scores are fake-quantized with a learned range
   and masked keys sit 10 below the batch's lowest score (weight under e^-10 of any unmasked key's).
   """
-  if not _active:
+  if _active:
+    with tf.variable_scope("scores"):
+      scores = activations(scores)
+  elif not _integer_masking:
     return scores + mask_adder
-  with tf.variable_scope("scores"):
-    scores = activations(scores)
   return tf.where_v2(mask_adder < 0.0, tf.reduce_min(scores) - 10.0, scores)
+
+
+@contextlib.contextmanager
+def integer_masking():
+  """mask_scores built inside masks as under fake quantization, without fake-quant nodes: for the
+  post-training full-integer export of a float checkpoint, whose calibration would otherwise take
+  the softmax input's range from the -10000."""
+  _integer_masking.append(True)
+  try:
+    yield
+  finally:
+    _integer_masking.pop()
 
 
 def fake_quant_nodes(graph):

@@ -101,10 +101,8 @@ def train_tiny_classifier(out_dir, steps=300, batch_size=32, seed=0, quantized_t
   with tf.Graph().as_default():
     tf.set_random_seed(seed)
     # Dropout masks are keyed by the global step (layers.dropout): without one every step drops the
-    # same units. Only the QAT run has one so far: the float export tests' bounds were measured with
-    # step-0 masks, and with fresh masks post-training full_int8 loses 0.047 accuracy (its int8
-    # attention is uniform; quantization.mask_scores fixes that for QAT checkpoints only).
-    global_step = tf.train.get_or_create_global_step() if quantized_training else None
+    # same units.
+    global_step = tf.train.get_or_create_global_step()
     inputs = {n: tf.placeholder(tf.int32, [None, SEQ_LENGTH], name=n) for n in graph.INPUT_NAMES}
     labels = tf.placeholder(tf.int32, [None])
     with quantization.fake_quantization(True, enabled=quantized_training):

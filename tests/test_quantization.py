@@ -145,6 +145,11 @@ def test_masked_keys_stay_out_of_the_quantized_scores_range():
   np.testing.assert_allclose(masked_value[..., :3], scores[..., :3], atol=0.02)  # 8-bit steps
   assert masked_value[..., 3] == pytest.approx(masked_value[..., :3].min() - 10.0)
   assert probabilities_value[..., 3] < 1e-4 * probabilities_value[..., :3].min()
+  with tf.Graph().as_default() as g, tf.Session() as session:  # post-training int8 export
+    with quantization.integer_masking():
+      masked = quantization.mask_scores(tf.constant(scores), tf.constant(adder))
+    np.testing.assert_allclose(session.run(masked), np.append(scores[..., :3], -11.0)[None, None, None])
+    assert quantization.fake_quant_nodes(g) == []
   with tf.Graph().as_default(), tf.Session() as session:  # float graph: the original's sum
     np.testing.assert_array_equal(
         session.run(quantization.mask_scores(tf.constant(scores), tf.constant(adder))), scores + adder)

@@ -25,10 +25,12 @@ A random-weight IB-BERT golden calibrated on random ids reaches 0.7 in full_int8
 """
 
 import collections
+import contextlib
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import quantization
 from mobilebert.export import atomic
 from mobilebert.export import graph
 from mobilebert.export import saved_model
@@ -82,8 +84,10 @@ def convert(config, init_checkpoint, variant, seq_length, representative=None, u
   if spec.needs_representative_data and representative is None:
     raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
                             "--representative_tfrecords")
-  serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
-      config, init_checkpoint, seq_length, use_einsum)
+  # Integer-only: the attention mask without the -10000 that would set the softmax input's range.
+  with (quantization.integer_masking() if variant == "full_int8" else contextlib.nullcontext()):
+    serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
+        config, init_checkpoint, seq_length, use_einsum)
 
   def dataset():
     for i in range(len(representative["input_ids"])):
