@@ -7,9 +7,10 @@ representative dataset: examples of TFRecords holding `input_ids`/`input_mask`/`
 or pretraining records).
 
 A checkpoint fine-tuned with --use_quantized_training is converted from its fake-quantized graph: the
-converter takes the learned ranges of the dense layers from its FakeQuant nodes and calibrates the
-remaining tensors (norms, residual sums, attention) on the representative dataset, as the release's
-run_squad.py did.
+converter takes the learned ranges of the dense layers and attention scores from its FakeQuant nodes
+and calibrates the remaining tensors (norms, residual sums, softmax and context) on the representative
+dataset, as the release's run_squad.py did. full_int8 masks attention without the -10000 adder
+(quantization.mask_scores), which would otherwise set the softmax input's range.
 
 Verification runs the .tflite (on the runtime tflite_eval.make_interpreter picks: LiteRT when
 installed) and the checkpoint's TF graph on the same inputs (the representative
