@@ -16,6 +16,7 @@ import copy
 import tensorflow.compat.v1 as tf
 
 from mobilebert import layers
+from mobilebert import quantization
 from mobilebert.layers import (  # noqa: F401  (re-exported for task code)
     create_initializer, dense, dropout, gather_indexes, get_shape_list, normalize)
 
@@ -301,7 +302,7 @@ def attention_layer(config, query_key_input, value_input, attention_mask, use_ei
   scores = tf.multiply(scores, 1.0 / float(head_size) ** 0.5)
   # Only key positions are masked; -10000 makes their softmax weight vanish.
   adder = (1.0 - tf.expand_dims(tf.cast(attention_mask, scores.dtype), 1)) * -10000.0
-  scores += adder
+  scores = quantization.mask_scores(scores, adder)
   probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob)
   if use_einsum:
     context = tf.einsum("BNFT,BTND->BFND", probs, value)

@@ -14,15 +14,21 @@ inserts the same kind of nodes at graph-build time instead of rewriting the grap
     first batch's ranges, clips the growing activations (zero gradient outside the range) and stays at
     chance (0.50 dev accuracy); 0.99 reaches 0.69; 0.9 reaches 1.00 (float32 training: 0.997).
 
-Variables (non-trainable, saved in the checkpoint): `<dense scope>/weights_quant/{min,max}` and
-`<dense scope>/act_quant/{min,max,initialized}`. The TFLite converter reads the learned ranges from the
-FakeQuant nodes of the frozen graph (mobilebert/export/tflite.py, --activation_quantization).
+  * attention scores (scaled, before the mask): the same activation node, with the mask applied
+    without the -10000 adder (mask_scores). Measured on the tiny classifier, seeds 0-8: without it
+    the int8 model agreed with the fake-quant graph on 0.943-1.0 of examples (2 seeds below 0.95);
+    with it on 0.99-1.0.
+
+Variables (non-trainable, saved in the checkpoint): `<dense scope>/weights_quant/{min,max}`,
+`<dense scope>/act_quant/{min,max,initialized}` and `<layer>/attention/self/scores/act_quant/...`. The
+TFLite converter reads the learned ranges from the FakeQuant nodes of the frozen graph
+(mobilebert/export/tflite.py, --activation_quantization).
 
   with quantization.fake_quantization(is_training):   # around the model's construction
     model = modeling.BertModel(...)
 
-Outside that block `weights` and `activations` return their input unchanged, so the float graph has no
-extra node.
+Outside that block `weights` and `activations` return their input unchanged and `mask_scores` adds the
+original's mask, so the float graph has no extra node.
 """
 
 import contextlib
@@ -36,6 +42,7 @@ ACTIVATION_SCOPE = "act_quant"
 WEIGHT_SCOPE = "weights_quant"
 
 _active = []  # stack of is_training flags of the enclosing fake_quantization blocks
+_integer_masking = []  # non-empty inside integer_masking blocks
 
 
 @contextlib.contextmanager
@@ -95,6 +102,34 @@ def activations(tensor):
       with tf.control_dependencies([mark]):
         low, high = tf.identity(low), tf.identity(high)
     return tf.quantization.fake_quant_with_min_max_vars(tensor, low, high, num_bits=NUM_BITS)
+
+
+def mask_scores(scores, mask_adder):
+  """Attention scores [B, N, F, T] masked by `mask_adder` [B, 1, F, T] (-10000 on masked keys).
+
+  Float graph: the original's `scores + mask_adder`. Inside a fake_quantization block the -10000
+  would set the integer-only model's softmax input range (scale ~39: every real score lands in one
+  int8 bucket, attention becomes uniform); instead the scores are fake-quantized with a learned range
+  and masked keys sit 10 below the batch's lowest score (weight under e^-10 of any unmasked key's).
+  """
+  if _active:
+    with tf.variable_scope("scores"):
+      scores = activations(scores)
+  elif not _integer_masking:
+    return scores + mask_adder
+  return tf.where_v2(mask_adder < 0.0, tf.reduce_min(scores) - 10.0, scores)
+
+
+@contextlib.contextmanager
+def integer_masking():
+  """mask_scores built inside masks as under fake quantization, without fake-quant nodes: for the
+  post-training full-integer export of a float checkpoint, whose calibration would otherwise take
+  the softmax input's range from the -10000."""
+  _integer_masking.append(True)
+  try:
+    yield
+  finally:
+    _integer_masking.pop()
 
 
 def fake_quant_nodes(graph):

@@ -100,6 +100,9 @@ def train_tiny_classifier(out_dir, steps=300, batch_size=32, seed=0, quantized_t
   evaluation = synthetic_examples(300, seed + 1)
   with tf.Graph().as_default():
     tf.set_random_seed(seed)
+    # Dropout masks are keyed by the global step (layers.dropout): without one every step drops the
+    # same units.
+    global_step = tf.train.get_or_create_global_step()
     inputs = {n: tf.placeholder(tf.int32, [None, SEQ_LENGTH], name=n) for n in graph.INPUT_NAMES}
     labels = tf.placeholder(tf.int32, [None])
     with quantization.fake_quantization(True, enabled=quantized_training):
@@ -107,9 +110,9 @@ def train_tiny_classifier(out_dir, steps=300, batch_size=32, seed=0, quantized_t
                                  inputs["segment_ids"])
     pooled = tf.nn.dropout(model.get_pooled_output(), rate=0.1)
     logits = graph.classifier_logits(config, pooled, 2)
-    model_vars = tf.global_variables()
+    model_vars = [v for v in tf.global_variables() if v is not global_step]
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
-    train_op = tf.train.AdamOptimizer(1e-3).minimize(loss)
+    train_op = tf.train.AdamOptimizer(1e-3).minimize(loss, global_step=global_step)
     rng = np.random.RandomState(seed)
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())

@@ -7,9 +7,10 @@ representative dataset: examples of TFRecords holding `input_ids`/`input_mask`/`
 or pretraining records).
 
 A checkpoint fine-tuned with --use_quantized_training is converted from its fake-quantized graph: the
-converter takes the learned ranges of the dense layers from its FakeQuant nodes and calibrates the
-remaining tensors (norms, residual sums, attention) on the representative dataset, as the release's
-run_squad.py did.
+converter takes the learned ranges of the dense layers and attention scores from its FakeQuant nodes
+and calibrates the remaining tensors (norms, residual sums, softmax and context) on the representative
+dataset, as the release's run_squad.py did. full_int8 masks attention without the -10000 adder
+(quantization.mask_scores), which would otherwise set the softmax input's range.
 
 Verification runs the .tflite (on the runtime tflite_eval.make_interpreter picks: LiteRT when
 installed) and the checkpoint's TF graph on the same inputs (the representative
@@ -25,10 +26,12 @@ A random-weight IB-BERT golden calibrated on random ids reaches 0.7 in full_int8
 """
 
 import collections
+import contextlib
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mobilebert import quantization
 from mobilebert.export import atomic
 from mobilebert.export import graph
 from mobilebert.export import saved_model
@@ -82,8 +85,10 @@ def convert(config, init_checkpoint, variant, seq_length, representative=None, u
   if spec.needs_representative_data and representative is None:
     raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
                             "--representative_tfrecords")
-  serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
-      config, init_checkpoint, seq_length, use_einsum)
+  # Integer-only: the attention mask without the -10000 that would set the softmax input's range.
+  with (quantization.integer_masking() if variant == "full_int8" else contextlib.nullcontext()):
+    serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
+        config, init_checkpoint, seq_length, use_einsum)
 
   def dataset():
     for i in range(len(representative["input_ids"])):
