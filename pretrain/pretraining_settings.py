@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from mobilebert import cli
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
@@ -92,8 +93,20 @@ class PretrainingSettings:
     self._check_numbers()
     self._check_lengths()
     self._check_run()
+    self._check_outputs()
     self._check_data()
     return self
+
+  def _check_outputs(self):
+    """--output_dir (checkpoints, summaries, eval results) must not be or hold a data or config file.
+
+    --init_checkpoint is not checked: a checkpoint of this run in --output_dir is how it resumes.
+    """
+    atomic_io.check_spares_inputs(
+        {"--output_dir": self.run.output_dir},
+        {"--input_file": self.input_files, "--first_input_file": self.first_input_files,
+         "--eval_input_file": self.eval_input_files, "--bert_config_file": self.bert_config_file,
+         "--bert_teacher_config_file": self.bert_teacher_config_file})
 
   def _check_teacher_flags(self):
     if self.bert_teacher_config is None:

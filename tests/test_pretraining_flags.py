@@ -8,6 +8,7 @@ import sys
 import pytest
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from pretrain import schedule
 from pretrain.pretraining_settings import PretrainingFlagError
 from pretraining_testlib import (STUDENT_CONFIG, TEACHER_CHECKPOINT, TEACHER_CONFIG, random_instances,
@@ -215,3 +216,13 @@ def test_lower_layer_scale_that_the_original_adamw_would_ignore_is_refused(data)
   with pytest.raises(PretrainingFlagError, match="^--lower_layer_lr_scale=0.0 has no effect: under "
                      "--optimizer=adamw the original warm-up schedule applies no layer-wise rate"):
     settings_for(argv)
+
+
+def test_output_dir_holding_the_data_or_a_config_is_refused(data):
+  """--output_dir receives checkpoints and summaries: it must not be, or hold, an input file."""
+  data_dir = str(data["dir"])
+  with pytest.raises(atomic_io.UnsafeOutputError, match=r"--output_dir=.* holds the input --input_file="):
+    settings_for(_base(data, f"--output_dir={data_dir}"))
+  with pytest.raises(atomic_io.UnsafeOutputError, match=r"--output_dir=.* is the input --input_file="):
+    settings_for(_base(data, f"--output_dir={data['len32']}"))
+  assert settings_for(_base(data, f"--output_dir={data_dir}/elsewhere")).run.output_dir.endswith("elsewhere")
