@@ -7,7 +7,7 @@ Flags keep the release's names (run.xnli.sh runs unchanged, and its --rand_seed 
       --do_train --do_eval --max_seq_length=128 --train_batch_size=64 --learning_rate=6e-5 \
       --num_train_epochs=2 --output_dir=/tmp/xnli
 
-Tasks: see finetune/tasks (`--task_name=generic` reads your own tsv/jsonl files). Writes to --output_dir:
+Tasks: see finetune/classification/tasks (`--task_name=generic` reads your own tsv/jsonl files). Writes to --output_dir:
 checkpoints, label_list.json, eval_results.txt and eval_history.json (every checkpoint scored, the best
 named), test_results.tsv (--do_predict).
 """
@@ -16,8 +16,8 @@ import dataclasses
 
 from absl import app, flags, logging
 
-from finetune.classifier_runner import ClassifierRunConfig, run
-from finetune.tasks import TASKS, GenericOptions
+from finetune.classification.runner import ClassifierRunConfig, run
+from finetune.classification.tasks import TASKS, GenericOptions
 from mobilebert import cli
 from mobilebert import flags as shared_flags
 from mobilebert.run_config import RunSettings

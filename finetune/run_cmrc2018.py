@@ -17,7 +17,7 @@ AVERAGE/F1/EM/TOTAL/SKIP) when the predict file has answers. Score any predictio
 
 from absl import app, flags, logging
 
-from finetune.squad_runner import SquadRunConfig, run
+from finetune.span.runner import SpanRunConfig, run
 from mobilebert import cli
 from mobilebert import flags as shared_flags
 from mobilebert.run_config import RunSettings
@@ -70,8 +70,8 @@ _define("integer", "log_every_n_steps", 100, "Log examples/s and ETA every this 
 
 def config_from_flags(flag_values):
   """The one typed config the library receives."""
-  fields = {f.name for f in SquadRunConfig.__dataclass_fields__.values()} - {"run"}
-  return SquadRunConfig(run=RunSettings.from_flags(flag_values),
+  fields = {f.name for f in SpanRunConfig.__dataclass_fields__.values()} - {"run"}
+  return SpanRunConfig(run=RunSettings.from_flags(flag_values),
                         **{name: getattr(flag_values, name) for name in fields})
 
 
@@ -88,5 +88,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  # Required flags are checked by SquadRunConfig.validate (one line, like every other user error).
+  # Required flags are checked by SpanRunConfig.validate (one line, like every other user error).
   app.run(main)

@@ -14,8 +14,8 @@ import copy
 import hashlib
 import sys
 
-from finetune import squad_data
-from finetune.squad_postprocess import write_json
+from finetune.span import data as span_data
+from finetune.span.postprocess import write_json
 
 
 def is_held_out(paragraph, held_out_percent):
@@ -50,7 +50,7 @@ def main(argv=None):
   parser.add_argument("held_out_output")
   parser.add_argument("--held_out_percent", type=int, default=20)
   args = parser.parse_args(argv)
-  dataset = squad_data.read_squad_json(args.input)
+  dataset = span_data.read_squad_json(args.input)
   train, held_out = split_by_paragraph(dataset, args.held_out_percent)
   write_json(args.train_output, train)
   write_json(args.held_out_output, held_out)

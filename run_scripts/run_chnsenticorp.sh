@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Single-sentence sentiment: ChnSentiCorp (or TASK=weibo / shopping / thucnews, each in its own format,
-# see finetune/tasks/chinese.py). The ChnSentiCorp splits ship in data/chnsenticorp. Hyper-parameters
+# see finetune/classification/tasks/chinese.py). The ChnSentiCorp splits ship in data/chnsenticorp. Hyper-parameters
 # are starting points, not tuned per task. Extra arguments go to run_classifier.py.
 #   INIT_PATH=~/mobilebert-base-f2 MODEL_PATH=/tmp/csc bash run_scripts/run_chnsenticorp.sh
 set -euo pipefail

@@ -20,7 +20,7 @@ INIT_PATH="${INIT_PATH:-}"
 MODEL_PATH="${MODEL_PATH:-}"
 # DATA_PATH: the XNLI data.
 DATA_PATH="${DATA_PATH:-}"
-# TASK: a task name of run_classifier.py (see finetune/tasks).
+# TASK: a task name of run_classifier.py (see finetune/classification/tasks).
 TASK="${TASK:-xnli}"
 USE_TPU="${USE_TPU:-True}"
 

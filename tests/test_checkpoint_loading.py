@@ -17,11 +17,11 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import CONFIG_DIR, ROOT
-from finetune import squad_data
-from finetune.classifier_runner import ClassifierRunConfig
-from finetune.classifier_runner import run as run_classifier
-from finetune.squad_runner import SquadRunConfig
-from finetune.squad_runner import run as run_squad
+from finetune.span import data as span_data
+from finetune.classification.runner import ClassifierRunConfig
+from finetune.classification.runner import run as run_classifier
+from finetune.span.runner import SpanRunConfig
+from finetune.span.runner import run as run_squad
 from mobilebert import assets, checkpoint, checkpoint_resume, modeling
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
@@ -252,7 +252,7 @@ def test_classifier_resumes_past_a_truncated_latest_checkpoint(tmp_path, zh_init
 
 @pytest.fixture(name="cmrc_file", scope="module")
 def fixture_cmrc_file(tmp_path_factory):
-  dataset = squad_data.read_squad_json(str(ROOT / "data" / "cmrc2018" / "cmrc2018_trial.json"))
+  dataset = span_data.read_squad_json(str(ROOT / "data" / "cmrc2018" / "cmrc2018_trial.json"))
   article = dict(dataset["data"][0], paragraphs=dataset["data"][0]["paragraphs"][:1])
   path = tmp_path_factory.mktemp("cmrc") / "train.json"
   path.write_text(json.dumps({"version": dataset.get("version"), "data": [article]},
@@ -261,7 +261,7 @@ def fixture_cmrc_file(tmp_path_factory):
 
 
 def _squad(tmp_path, train_file, config, init=None, steps=1):
-  return SquadRunConfig(
+  return SpanRunConfig(
       vocab_file=assets.chinese_vocab_file(), bert_config_file=config, init_checkpoint=init,
       train_file=train_file, do_train=True, max_seq_length=64, max_query_length=16, doc_stride=32,
       train_batch_size=2, num_train_steps=steps,

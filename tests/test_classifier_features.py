@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune import classifier_features as cf
-from finetune.tasks import ClassificationScorer, InputExample, create_task
+from finetune.classification import features as cf
+from finetune.classification.tasks import ClassificationScorer, InputExample, create_task
 from mobilebert.tokenization import FullTokenizer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "classifier"

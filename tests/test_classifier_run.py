@@ -13,8 +13,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from finetune import prepare_thucnews
-from finetune.classifier_runner import check_label_list
-from finetune.tasks import create_task
+from finetune.classification.runner import check_label_list
+from finetune.classification.tasks import create_task
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "classifier"
@@ -179,7 +179,7 @@ def test_quantized_training_exports_an_integer_only_model(tmp_path):
 
 
 def test_tflite_scoring_needs_do_eval(tmp_path):
-  from finetune.classifier_runner import ClassifierRunConfig
+  from finetune.classification.runner import ClassifierRunConfig
   from mobilebert.run_config import RunSettings
   config = ClassifierRunConfig(task_name="thucnews", data_dir=str(tmp_path), vocab_file="v",
                                bert_config_file="c", run=RunSettings(output_dir=str(tmp_path)),

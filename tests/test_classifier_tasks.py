@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.tasks import (BadRowError, ClassificationScorer, DataFileError, GenericOptions, create_task,
+from finetune.classification.tasks import (BadRowError, ClassificationScorer, DataFileError, GenericOptions, create_task,
                             macro_f1)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "classifier"

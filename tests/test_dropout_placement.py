@@ -15,7 +15,8 @@ it emits, so a different dropout implementation (e.g. stateless, seeded masks) k
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune import classifier_model, squad_model
+from finetune.classification import head as classifier_model
+from finetune.span import head as span_head
 from mobilebert import layers, modeling
 from mobilebert.config import BertConfig
 from conftest import CONFIG_DIR, REFERENCE
@@ -113,8 +114,8 @@ def test_classifier_drops_out_the_pooled_output_in_training_only(sites):
 
 def test_span_head_adds_no_dropout(sites):
   config = _config(CONFIG_DIR / "tiny_bert_zh.json")
-  settings = squad_model.SpanModelSettings(bert_config=config)
+  settings = span_head.SpanModelSettings(bert_config=config)
   with tf.Graph().as_default():
     positions = tf.zeros([2], tf.int32)
-    squad_model.create_model(settings, True, *_features(), positions, positions)
+    span_head.create_model(settings, True, *_features(), positions, positions)
   assert sites == _expected(config)

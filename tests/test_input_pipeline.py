@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune import classifier_features, squad_records
+from finetune.classification import features as classifier_features
+from finetune.span import records as span_records
 from mobilebert import input_pipeline
 from mobilebert.input_pipeline import RecordError
 from pretrain import pretraining_input
@@ -98,11 +99,11 @@ def test_damage_found_during_training_is_one_line_naming_file_and_record(files):
 
 def test_fine_tuning_caches_are_checked_whole_before_use(tmp_path):
   path = _write(tmp_path / "cache.tf_record", 0, 6)
-  for build in (classifier_features.input_fn_builder, squad_records.input_fn_builder):
+  for build in (classifier_features.input_fn_builder, span_records.input_fn_builder):
     with pytest.raises(RecordError, match=r"cache\.tf_record: holds 6 records, expected 8"):
       build(path, 12, True, 8)
   _truncate(path, 4 * (RECORD + 16) + 30)
-  for build in (classifier_features.input_fn_builder, squad_records.input_fn_builder):
+  for build in (classifier_features.input_fn_builder, span_records.input_fn_builder):
     with pytest.raises(RecordError, match=r"cache\.tf_record: record 4 \(0-based\) is damaged"):
       build(path, 12, False, 6, pad_to_batch_size=4)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune import classifier_model
-from finetune.classifier_runner import ClassifierRunConfig
-from finetune.squad_runner import SquadRunConfig
+from finetune.classification import head as classifier_model
+from finetune.classification.runner import ClassifierRunConfig
+from finetune.span.runner import SpanRunConfig
 from mobilebert import quantization
 from mobilebert.export import graph
 from mobilebert.export import tflite
@@ -124,7 +124,7 @@ def test_flag_errors_are_one_line():
   with pytest.raises(ValueError, match=message):
     ClassifierRunConfig(run=half, use_quantized_training=True, **common).validate()
   with pytest.raises(ValueError, match=message):
-    SquadRunConfig(vocab_file="v", bert_config_file="c", run=half, do_predict=True,
+    SpanRunConfig(vocab_file="v", bert_config_file="c", run=half, do_predict=True,
                    predict_file="p", use_quantized_training=True).validate()
 
 

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from finetune import classifier_runner, cmrc2018_evaluate, prepare_thucnews, squad_runner
+from finetune import cmrc2018_evaluate, prepare_thucnews
+from finetune.classification import runner as classifier_runner
+from finetune.span import runner as squad_runner
 from mobilebert import assets, atomic_io
 from mobilebert.run_config import Runner, RunSettings
 from pretrain import data_build, data_files
@@ -210,7 +212,7 @@ def test_classifier_output_dir_must_not_hold_its_inputs(tmp_path):
 def test_squad_output_dir_must_not_hold_its_inputs(tmp_path):
   predict_file = tmp_path / "predictions.json"
   predict_file.write_text("{}")
-  config = squad_runner.SquadRunConfig(
+  config = squad_runner.SpanRunConfig(
       vocab_file=assets.chinese_vocab_file(),
       bert_config_file=os.path.join(ROOT, "config", "tiny_student_zh.json"),
       do_predict=True, predict_file=str(predict_file), run=RunSettings(output_dir=str(tmp_path)))

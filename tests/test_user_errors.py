@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from conftest import CONFIG_DIR, ROOT
-from finetune import squad_runner
-from finetune.classifier_runner import ClassifierRunConfig
-from finetune.classifier_runner import run as run_classifier
-from finetune.squad_runner import SquadRunConfig
+from finetune.span import runner as squad_runner
+from finetune.classification.runner import ClassifierRunConfig
+from finetune.classification.runner import run as run_classifier
+from finetune.span.runner import SpanRunConfig
 from mobilebert import assets, cli
 from mobilebert.run_config import RunSettings
 
@@ -190,7 +190,7 @@ def _write(path, obj):
 
 
 def _squad_config(tmp_path, train, predict, **kwargs):
-  return SquadRunConfig(vocab_file=assets.chinese_vocab_file(), bert_config_file=TINY,
+  return SpanRunConfig(vocab_file=assets.chinese_vocab_file(), bert_config_file=TINY,
                         run=RunSettings(output_dir=str(tmp_path / "out")), train_file=train,
                         predict_file=predict, do_train=True, do_predict=True, max_seq_length=32,
                         max_query_length=8, doc_stride=8, num_train_steps=1, train_batch_size=2,

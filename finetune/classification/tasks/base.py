@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune.tasks.scoring import ClassificationScorer
+from finetune.classification.tasks.scoring import ClassificationScorer
 from mobilebert import cli
 
 SPLITS = ("train", "dev", "test")

@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 
 from finetune import cmrc2018_evaluate as metric
-from finetune import squad_alignment, squad_data, squad_features, squad_postprocess
+from finetune.span import alignment as span_alignment
+from finetune.span import data as span_data
+from finetune.span import features as span_features
+from finetune.span import postprocess as span_postprocess
 from mobilebert import assets, tokenization
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRIAL = os.path.join(ROOT, "data", "cmrc2018", "cmrc2018_trial.json")
 DRCD = os.path.join(ROOT, "data", "drcd", "DRCD_dev.json")
-RELEASE_SETTINGS = squad_features.FeatureSettings(max_seq_length=512, doc_stride=128,
+RELEASE_SETTINGS = span_features.FeatureSettings(max_seq_length=512, doc_stride=128,
                                                   max_query_length=64)
 # The DRCD answers no token span spells: "8" inside the WordPiece "80" of "80%", and inside "81" of
 # "81人" (the other annotator's answers, "80%" and "81人", are spelt exactly).
@@ -33,18 +36,18 @@ def tokenizer():
 
 def _perfect_predictions(tokenizer, examples, output_dir):
   """Writes predictions.json from logits that peak at each example's gold positions."""
-  features = squad_features.convert_examples(tokenizer, examples, RELEASE_SETTINGS, for_training=True)
+  features = span_features.convert_examples(tokenizer, examples, RELEASE_SETTINGS, for_training=True)
   assert len({f.example_index for f in features}) == len(examples)  # nothing left out
   results = []
   for f in features:
     start_logits, end_logits = np.zeros(len(f.input_ids)), np.zeros(len(f.input_ids))
     if f.start_position > 0:
       start_logits[f.start_position] = end_logits[f.end_position] = 10.0
-    results.append(squad_postprocess.RawResult(f.unique_id, start_logits, end_logits))
+    results.append(span_postprocess.RawResult(f.unique_id, start_logits, end_logits))
   # Answers in these sets run to 170 tokens: allow any length, so only alignment limits are seen.
-  predictions, nbest = squad_postprocess.make_predictions(examples, features, results, n_best_size=20,
+  predictions, nbest = span_postprocess.make_predictions(examples, features, results, n_best_size=20,
                                                           max_answer_length=512)
-  return squad_postprocess.write_predictions(output_dir, predictions, nbest)[0]
+  return span_postprocess.write_predictions(output_dir, predictions, nbest)[0]
 
 
 def _run_metric(dataset_file, predictions_file, tmp_path):
@@ -59,20 +62,20 @@ def _answer_level_failures(tokenizer, examples):
   spans_of = {}
   for example in examples:
     if example.context not in spans_of:
-      spans_of[example.context] = squad_alignment.align_tokens(tokenizer, example.context)
+      spans_of[example.context] = span_alignment.align_tokens(tokenizer, example.context)
       assert spans_of[example.context].tokens == tokenizer.tokenize(example.context)
     spans = spans_of[example.context]
     for answer, original in zip(example.answers, example.original_answers):
-      span = squad_alignment.char_span_to_token_span(spans, answer.start,
+      span = span_alignment.char_span_to_token_span(spans, answer.start,
                                                      answer.start + len(answer.text))
-      text = squad_alignment.token_span_text(example.original_context, spans, *span)
+      text = span_alignment.token_span_text(example.original_context, spans, *span)
       if metric.exact_match([original], text) != 1.0:
         failures.append((example.qas_id, original))
   return failures
 
 
 def test_trial_set_round_trip_is_exact(tokenizer, tmp_path):
-  examples, _ = squad_data.read_examples(TRIAL)
+  examples, _ = span_data.read_examples(TRIAL)
   assert _answer_level_failures(tokenizer, examples) == []
   predictions = _perfect_predictions(tokenizer, examples, str(tmp_path))
   scores = _run_metric(TRIAL, predictions, tmp_path)
@@ -80,7 +83,7 @@ def test_trial_set_round_trip_is_exact(tokenizer, tmp_path):
 
 
 def test_drcd_round_trip_through_simplified_is_exact_in_traditional(tokenizer, tmp_path):
-  examples, _ = squad_data.read_examples(DRCD, to_simplified=True)
+  examples, _ = span_data.read_examples(DRCD, to_simplified=True)
   assert sum(len(e.answers) for e in examples) == 7048
   assert set(_answer_level_failures(tokenizer, examples)) == DRCD_UNREPRESENTABLE
   predictions = _perfect_predictions(tokenizer, examples, str(tmp_path))

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from finetune import squad_data, squad_split
+from finetune import squad_split
+from finetune.span import data as span_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRIAL = os.path.join(ROOT, "data", "cmrc2018", "cmrc2018_trial.json")
@@ -22,7 +23,7 @@ def _qa(qas_id, text, start, question="问题？"):
 
 
 def test_trial_set_reads_with_its_five_wrong_offsets_fixed():
-  examples, problems = squad_data.read_examples(TRIAL)
+  examples, problems = span_data.read_examples(TRIAL)
   assert len(examples) == 1002
   assert len({e.context for e in examples}) == 256
   # As published, the five questions on paragraph TRIAL_210 have answer_start one past the answer.
@@ -32,7 +33,7 @@ def test_trial_set_reads_with_its_five_wrong_offsets_fixed():
   first = problems[0]
   assert (first.expected, first.found, first.start, first.fixed) == ("俗名龙尖", "名龙尖，", 14, 13)
   fixed = {e.qas_id: e for e in examples}["TRIAL_210_QUERY_0"]
-  assert fixed.answers == [squad_data.Answer("俗名龙尖", 13)]
+  assert fixed.answers == [span_data.Answer("俗名龙尖", 13)]
   # Every answer of the trial set is usable and points at its text.
   for e in examples:
     assert len(e.answers) == 1 and e.context[e.answers[0].start:].startswith(e.answers[0].text)
@@ -43,12 +44,12 @@ def test_wrong_offset_is_searched_and_kept_only_when_unambiguous():
   dataset = _dataset(context, [
       _qa("ok", "首都", 3), _qa("unique", "首都", 0), _qa("twice", "上海", 0),
       _qa("absent", "广州", 2), _qa("no_start", "北京", None)])
-  examples, problems = squad_data.examples_from_dataset(dataset)
+  examples, problems = span_data.examples_from_dataset(dataset)
   answers = {e.qas_id: e.answers for e in examples}
-  assert answers["ok"] == [squad_data.Answer("首都", 3)]
-  assert answers["unique"] == [squad_data.Answer("首都", 3)]
+  assert answers["ok"] == [span_data.Answer("首都", 3)]
+  assert answers["unique"] == [span_data.Answer("首都", 3)]
   assert answers["twice"] == [] and answers["absent"] == []
-  assert answers["no_start"] == [squad_data.Answer("北京", 0)]
+  assert answers["no_start"] == [span_data.Answer("北京", 0)]
   report = {p.qas_id: (p.expected, p.found, p.fixed) for p in problems}
   assert report == {"unique": ("首都", "北京", 3), "twice": ("上海", "北京", None),
                     "absent": ("广州", "是首", None), "no_start": ("北京", None, 0)}
@@ -57,26 +58,26 @@ def test_wrong_offset_is_searched_and_kept_only_when_unambiguous():
 
 
 def test_structure_errors_name_the_place(tmp_path):
-  with pytest.raises(squad_data.SquadDataError, match="data file not found"):
-    squad_data.read_squad_json(str(tmp_path / "missing.json"))
+  with pytest.raises(span_data.SpanDataError, match="data file not found"):
+    span_data.read_squad_json(str(tmp_path / "missing.json"))
   bad = tmp_path / "bad.json"
   bad.write_text(json.dumps({"version": "1"}), encoding="utf-8")
-  with pytest.raises(squad_data.SquadDataError, match="'data' list"):
-    squad_data.read_squad_json(str(bad))
+  with pytest.raises(span_data.SpanDataError, match="'data' list"):
+    span_data.read_squad_json(str(bad))
   bad.write_text("{not json", encoding="utf-8")
-  with pytest.raises(squad_data.SquadDataError, match="not UTF-8 JSON"):
-    squad_data.read_squad_json(str(bad))
-  with pytest.raises(squad_data.SquadDataError, match=r"data\[0\]\.paragraphs\[0\].*'context'"):
-    squad_data.examples_from_dataset({"data": [{"paragraphs": [{"qas": []}]}]})
-  with pytest.raises(squad_data.SquadDataError, match=r"qas\[0\].*'id'"):
-    squad_data.examples_from_dataset(_dataset("文本", [{"question": "q", "answers": []}]))
+  with pytest.raises(span_data.SpanDataError, match="not UTF-8 JSON"):
+    span_data.read_squad_json(str(bad))
+  with pytest.raises(span_data.SpanDataError, match=r"data\[0\]\.paragraphs\[0\].*'context'"):
+    span_data.examples_from_dataset({"data": [{"paragraphs": [{"qas": []}]}]})
+  with pytest.raises(span_data.SpanDataError, match=r"qas\[0\].*'id'"):
+    span_data.examples_from_dataset(_dataset("文本", [{"question": "q", "answers": []}]))
 
 
 # --- traditional -> simplified ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def converter():
-  return squad_data.SimplifiedConverter()
+  return span_data.SimplifiedConverter()
 
 
 def test_conversion_is_phrase_aware_and_keeps_length(converter):
@@ -99,7 +100,7 @@ def test_conversion_falls_back_to_characters_when_a_phrase_changes_length(monkey
         return text.replace("計畫", "计划案")
       return "".join(characters.get(c, c) for c in text)
 
-  converter = squad_data.SimplifiedConverter()
+  converter = span_data.SimplifiedConverter()
   monkeypatch.setattr(converter, "_opencc", LengthChanging())
   assert converter("計算") == "计算"  # same length: the phrase-level result is kept
   # Longer as a whole: converted character by character; 畫 alone gives two characters and is kept.
@@ -107,7 +108,7 @@ def test_conversion_falls_back_to_characters_when_a_phrase_changes_length(monkey
 
 
 def test_drcd_conversion_keeps_every_offset():
-  examples, problems = squad_data.read_examples(DRCD, to_simplified=True)
+  examples, problems = span_data.read_examples(DRCD, to_simplified=True)
   assert len(examples) == 3524 and problems == []
   dataset = json.load(open(DRCD, encoding="utf-8"))
   originals = {qa["id"]: (p["context"], qa)
@@ -131,17 +132,17 @@ def test_drcd_conversion_keeps_every_offset():
 
 def test_answers_are_converted_in_their_context():
   # Alone, 畫 would become 画; inside 計畫 it is 划, and the answer must match the converted context.
-  examples, _ = squad_data.examples_from_dataset(
+  examples, _ = span_data.examples_from_dataset(
       _dataset("我們的計畫很好", [_qa("q", "畫", 4)]), to_simplified=True)
   assert examples[0].context == "我们的计划很好"
-  assert examples[0].answers == [squad_data.Answer("划", 4)]
+  assert examples[0].answers == [span_data.Answer("划", 4)]
   assert examples[0].original_answers == ["畫"]
 
 
 # --- split by paragraph --------------------------------------------------------------------------
 
 def test_split_is_by_paragraph_reproducible_and_complete(tmp_path):
-  dataset = squad_data.read_squad_json(TRIAL)
+  dataset = span_data.read_squad_json(TRIAL)
   train, held_out = squad_split.split_by_paragraph(dataset, 20)
 
   def ids(part):
@@ -157,6 +158,6 @@ def test_split_is_by_paragraph_reproducible_and_complete(tmp_path):
   # The command line writes files the reader accepts.
   out_train, out_held = tmp_path / "train.json", tmp_path / "held.json"
   assert squad_split.main([TRIAL, str(out_train), str(out_held)]) == 0
-  assert ids(squad_data.read_squad_json(str(out_held))) == ids(held_out)
+  assert ids(span_data.read_squad_json(str(out_held))) == ids(held_out)
   with pytest.raises(ValueError, match="held_out_percent"):
     squad_split.split_by_paragraph(dataset, 0)

@@ -2,7 +2,7 @@
 """Reading SQuAD-style span-extraction data (CMRC 2018, DRCD): examples, answer checks, script conversion.
 
 The files are `{"data": [{"paragraphs": [{"context", "qas": [{"id", "question", "answers": [{"text",
-"answer_start"}]}]}]}]}`. Each question becomes a `SquadExample` whose answers are checked against the
+"answer_start"}]}]}]}]}`. Each question becomes a `SpanExample` whose answers are checked against the
 context: an `answer_start` that does not point at the answer text is reported and the text is looked up;
 it is kept if it occurs exactly once, dropped otherwise.
 
@@ -21,15 +21,15 @@ from absl import logging
 from mobilebert import cli
 
 
-class SquadDataError(cli.DataError):
+class SpanDataError(cli.DataError):
   """A data file that is missing or not SQuAD-style JSON."""
 
 
 Answer = collections.namedtuple("Answer", ["text", "start"])
 """An answer as text of the model's context and its character offset there."""
 
-SquadExample = collections.namedtuple(
-    "SquadExample", ["qas_id", "question", "context", "answers", "original_context", "original_answers"])
+SpanExample = collections.namedtuple(
+    "SpanExample", ["qas_id", "question", "context", "answers", "original_context", "original_answers"])
 """One question on one paragraph.
 
 qas_id: the question id. question, context: the text the model reads (simplified when converted).
@@ -82,14 +82,14 @@ def _identity(text):
 def read_squad_json(path):
   """The parsed JSON of a SQuAD-style file (any tf.io.gfile path), with its structure checked."""
   if not tf.io.gfile.exists(path):
-    raise SquadDataError(f"data file not found: {path}")
+    raise SpanDataError(f"data file not found: {path}")
   with tf.io.gfile.GFile(path, "rb") as f:
     try:
       dataset = json.loads(f.read().decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as e:
-      raise SquadDataError(f"{path}: not UTF-8 JSON ({e})") from None
+      raise SpanDataError(f"{path}: not UTF-8 JSON ({e})") from None
   if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
-    raise SquadDataError(f"{path}: expected a JSON object with a 'data' list (SQuAD-style)")
+    raise SpanDataError(f"{path}: expected a JSON object with a 'data' list (SQuAD-style)")
   return dataset
 
 
@@ -106,7 +106,7 @@ def locate_answer(context, text, start):
 
 def _field(obj, key, where, kind):
   if not isinstance(obj, dict) or key not in obj or not isinstance(obj[key], kind):
-    raise SquadDataError(f"{where}: expected field '{key}' of type {kind.__name__}")
+    raise SpanDataError(f"{where}: expected field '{key}' of type {kind.__name__}")
   return obj[key]
 
 
@@ -114,7 +114,7 @@ def examples_from_dataset(dataset, to_simplified=False, source="<data>", require
   """Builds SquadExamples from a parsed SQuAD-style dict.
 
   Every question needs an id unique in the file (predictions are keyed by it); with `require_answers`
-  (training data) every question needs an 'answers' list. Raises SquadDataError naming the question.
+  (training data) every question needs an 'answers' list. Raises SpanDataError naming the question.
   Returns (examples, problems): problems lists an `AnswerProblem` for every answer whose offset was wrong.
   Empty answer texts are dropped silently (they mark unanswerable questions in other datasets).
   """
@@ -130,10 +130,10 @@ def examples_from_dataset(dataset, to_simplified=False, source="<data>", require
         qa_where = f"{where}.qas[{q}]"
         if not isinstance(qa, dict) or not isinstance(qa.get("id"), (str, int)) or not str(
             qa["id"]).strip():
-          raise SquadDataError(f"{qa_where}: expected field 'id' (a non-empty string)")
+          raise SpanDataError(f"{qa_where}: expected field 'id' (a non-empty string)")
         qas_id = str(qa["id"]).strip()
         if qas_id in first_seen:
-          raise SquadDataError(f"{qa_where}: question id {qas_id!r} is already the id of "
+          raise SpanDataError(f"{qa_where}: question id {qas_id!r} is already the id of "
                                f"{first_seen[qas_id]}; ids must be unique (predictions are keyed by id)")
         first_seen[qas_id] = qa_where.split(": ", 1)[-1]
         question = convert(_field(qa, "question", qa_where, str))
@@ -155,7 +155,7 @@ def examples_from_dataset(dataset, to_simplified=False, source="<data>", require
             # The converted answer is read from the converted context: converting the answer alone
             # could pick another phrase reading than inside its sentence.
             answers.append(Answer(context[fixed:fixed + len(text)], fixed))
-        examples.append(SquadExample(qas_id, question, context, answers, original_context,
+        examples.append(SpanExample(qas_id, question, context, answers, original_context,
                                      original_answers))
   return examples, problems
 

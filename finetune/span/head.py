@@ -102,7 +102,7 @@ def model_fn_builder(settings):
 
   Features: unique_ids, input_ids, input_mask, segment_ids (int32), plus start_positions and
   end_positions [B] for training. PREDICT yields unique_ids, start_logits and end_logits per feature;
-  answers are chosen and scored on the host (squad_postprocess, cmrc2018_evaluate).
+  answers are chosen and scored on the host (span_postprocess, cmrc2018_evaluate).
   """
 
   def model_fn(features, labels, mode, params):

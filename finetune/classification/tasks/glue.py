@@ -4,9 +4,9 @@ Layouts are those of the GLUE distribution; test files have no labels (predictio
 first row decides between the labelled and the test layout.
 """
 
-from finetune.tasks.base import DataFileError
-from finetune.tasks.chinese import BINARY_LABELS, NLI_LABELS
-from finetune.tasks.formats import DelimitedTask, Layout
+from finetune.classification.tasks.base import DataFileError
+from finetune.classification.tasks.chinese import BINARY_LABELS, NLI_LABELS
+from finetune.classification.tasks.formats import DelimitedTask, Layout
 
 
 def _glue_splits(dev="dev.tsv", test="test.tsv"):

@@ -3,7 +3,7 @@
 
 import pytest
 
-from finetune import squad_alignment as alignment
+from finetune.span import alignment
 from mobilebert import assets, tokenization
 
 CONTEXTS = [

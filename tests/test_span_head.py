@@ -4,7 +4,7 @@
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from finetune import squad_model
+from finetune.span import head as span_head
 
 
 def _build(batch=2, seq=5, hidden=4, with_positions=True):
@@ -14,7 +14,7 @@ def _build(batch=2, seq=5, hidden=4, with_positions=True):
     sequence = tf.placeholder(tf.float32, [batch, seq, hidden])
     starts = tf.placeholder(tf.int32, [batch]) if with_positions else None
     ends = tf.placeholder(tf.int32, [batch]) if with_positions else None
-    outputs = squad_model.span_head(sequence, starts, ends, initializer_range=0.5)
+    outputs = span_head.span_head(sequence, starts, ends, initializer_range=0.5)
   return graph, sequence, starts, ends, outputs
 
 

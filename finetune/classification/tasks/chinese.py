@@ -4,8 +4,8 @@ import os
 
 import tensorflow.compat.v1 as tf
 
-from finetune.tasks.base import DataFileError
-from finetune.tasks.formats import DelimitedTask, Layout
+from finetune.classification.tasks.base import DataFileError
+from finetune.classification.tasks.formats import DelimitedTask, Layout
 
 BINARY_LABELS = ("0", "1")
 NLI_LABELS = ("contradiction", "entailment", "neutral")

@@ -1,8 +1,8 @@
 # coding=utf-8
 """Fine-tuning runs for span extraction (CMRC 2018, DRCD): train, predict, score with the official metric.
 
-`run(SquadRunConfig)` is what run_cmrc2018.py calls after parsing flags. The model predicts start/end
-logits per window; the host picks n-best answers (squad_postprocess), writes predictions.json and
+`run(SpanRunConfig)` is what run_cmrc2018.py calls after parsing flags. The model predicts start/end
+logits per window; the host picks n-best answers (span_postprocess), writes predictions.json and
 nbest_predictions.json, and, when the predict file has answers, scores them with cmrc2018_evaluate and
 writes eval_results.json in the official script's format.
 """
@@ -15,8 +15,12 @@ from typing import NamedTuple, Optional
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune import cmrc2018_evaluate, squad_data, squad_features, squad_postprocess, squad_records
-from finetune.squad_model import SpanModelSettings, model_fn_builder
+from finetune import cmrc2018_evaluate
+from finetune.span import data as span_data
+from finetune.span import features as span_features
+from finetune.span import postprocess as span_postprocess
+from finetune.span import records as span_records
+from finetune.span.head import SpanModelSettings, model_fn_builder
 from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
 from mobilebert import input_pipeline
@@ -27,7 +31,7 @@ EVAL_RESULTS = "eval_results.json"
 
 
 @dataclasses.dataclass
-class SquadRunConfig:
+class SpanRunConfig:
   """Everything one run needs (each field is the run_cmrc2018 flag of the same name)."""
   vocab_file: str
   bert_config_file: str
@@ -109,15 +113,15 @@ def _predict_checkpoint(config):
 
 def predict_features(runner, records, features, config, checkpoint):
   """RawResults of every feature, in record order (padding dropped)."""
-  input_fn = squad_records.input_fn_builder(
+  input_fn = span_records.input_fn_builder(
       records.path, config.max_seq_length, is_training=False, num_features=records.num_features,
       pad_to_batch_size=config.predict_batch_size)
   results = []
   with input_pipeline.naming_corrupt_records([records.path]):
     for output in runner.predict(input_fn, config.predict_batch_size, checkpoint_path=checkpoint):
       unique_id = int(output["unique_ids"])
-      if unique_id != squad_records.PADDING_UNIQUE_ID:
-        results.append(squad_postprocess.RawResult(unique_id, output["start_logits"],
+      if unique_id != span_records.PADDING_UNIQUE_ID:
+        results.append(span_postprocess.RawResult(unique_id, output["start_logits"],
                                                    output["end_logits"]))
   if len(results) != len(features):
     raise RuntimeError(f"predicted {len(results)} of {len(features)} features of {records.path}")
@@ -137,30 +141,30 @@ def run(config):
   bert_config.check_seq_length(config.max_seq_length, source=config.bert_config_file)
   tf.io.gfile.makedirs(output_dir)
   tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
-  settings = squad_features.FeatureSettings(config.max_seq_length, config.doc_stride,
+  settings = span_features.FeatureSettings(config.max_seq_length, config.doc_stride,
                                             config.max_query_length)
   cache_dir = config.tfrecord_dir or output_dir
   # The predict file is read and checked before training, so a bad question (no id, a duplicate id,
   # answers the metric cannot score) stops the run before hours of training, not after.
   predict_examples = gold = None
   if config.do_predict:
-    predict_examples, _ = squad_data.read_examples(config.predict_file, config.convert_traditional)
-    if squad_data.has_answers(predict_examples):
-      gold = squad_data.read_squad_json(config.predict_file)
+    predict_examples, _ = span_data.read_examples(config.predict_file, config.convert_traditional)
+    if span_data.has_answers(predict_examples):
+      gold = span_data.read_squad_json(config.predict_file)
       cmrc2018_evaluate.gold_answers(gold, config.predict_file)
 
   def records_for(path, is_training, make_features):
-    key = squad_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
+    key = span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
                                   config.convert_traditional, is_training)
-    return squad_records.cached_records(_records_name(path), key, cache_dir, make_features,
+    return span_records.cached_records(_records_name(path), key, cache_dir, make_features,
                                         is_training)
 
   num_train_steps = num_warmup_steps = 0
   if config.do_train:
     def make_train_features():
-      examples, _ = squad_data.read_examples(config.train_file, config.convert_traditional,
+      examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
                                              require_answers=True)
-      return squad_features.convert_examples(tokenizer, examples, settings, for_training=True)
+      return span_features.convert_examples(tokenizer, examples, settings, for_training=True)
 
     train_records = records_for(config.train_file, True, make_train_features)
     num_train_steps = config.num_train_steps or int(
@@ -181,7 +185,7 @@ def run(config):
   if config.do_train:
     logging.info("training: %d features, batch %d, %d steps (%d warm-up)", train_records.num_features,
                  config.train_batch_size, num_train_steps, num_warmup_steps)
-    input_fn = squad_records.input_fn_builder(train_records.path, config.max_seq_length,
+    input_fn = span_records.input_fn_builder(train_records.path, config.max_seq_length,
                                               is_training=True,
                                               num_features=train_records.num_features,
                                               seed=config.run.rand_seed,
@@ -198,15 +202,15 @@ def run(config):
   examples = predict_examples
   # The host needs the features (character maps) to read answers back, so they are always built;
   # the records are rewritten only when the cache misses.
-  features = squad_features.convert_examples(tokenizer, examples, settings, for_training=False)
+  features = span_features.convert_examples(tokenizer, examples, settings, for_training=False)
   records = records_for(config.predict_file, False, lambda: features)
   checkpoint = _predict_checkpoint(config)
   logging.info("predicting %d questions (%d features) with %s", len(examples), len(features),
                checkpoint)
   results = predict_features(runner, records, features, config, checkpoint)
-  predictions, nbest = squad_postprocess.make_predictions(
+  predictions, nbest = span_postprocess.make_predictions(
       examples, features, results, config.n_best_size, config.max_answer_length)
-  predictions_file, nbest_file = squad_postprocess.write_predictions(output_dir, predictions, nbest)
+  predictions_file, nbest_file = span_postprocess.write_predictions(output_dir, predictions, nbest)
   scores = None
   if gold is not None:
     result = cmrc2018_evaluate.evaluate(gold, predictions, config.predict_file)

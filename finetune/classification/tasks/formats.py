@@ -2,7 +2,7 @@
 
 from typing import NamedTuple, Optional
 
-from finetune.tasks.base import (ClassificationTask, InputExample, RowError, iter_lines,
+from finetune.classification.tasks.base import (ClassificationTask, InputExample, RowError, iter_lines,
                                  looks_like_header, parse_json_row)
 
 

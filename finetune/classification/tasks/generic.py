@@ -11,8 +11,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from finetune.tasks.base import ClassificationTask, DataFileError, InputExample
-from finetune.tasks.formats import DelimitedTask, JsonLinesTask, Layout
+from finetune.classification.tasks.base import ClassificationTask, DataFileError, InputExample
+from finetune.classification.tasks.formats import DelimitedTask, JsonLinesTask, Layout
 from mobilebert import cli
 
 EXTENSIONS = {"tsv": (".tsv", ".txt"), "jsonl": (".jsonl", ".json")}

@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from finetune import squad_data, squad_features, squad_postprocess as post
+from finetune.span import data as span_data
+from finetune.span import features as span_features
+from finetune.span import postprocess as post
 from mobilebert import assets, tokenization
 
 SEQ = 16
@@ -18,12 +20,12 @@ def tokenizer():
 
 
 def _example(context, original=None, qas_id="q"):
-  return squad_data.SquadExample(qas_id, "问", context, [], original or context, [])
+  return span_data.SpanExample(qas_id, "问", context, [], original or context, [])
 
 
 def _features(tokenizer, example, max_seq_length=SEQ, doc_stride=4):
-  settings = squad_features.FeatureSettings(max_seq_length, doc_stride, max_query_length=4)
-  return squad_features.example_features(tokenizer, example, 0, settings, False, unique_id=100)
+  settings = span_features.FeatureSettings(max_seq_length, doc_stride, max_query_length=4)
+  return span_features.example_features(tokenizer, example, 0, settings, False, unique_id=100)
 
 
 def _result(feature, starts, ends):

@@ -3,14 +3,14 @@
 Adding a dataset is adding one small class and one entry in TASKS.
 """
 
-from finetune.tasks.base import (SPLITS, BadRowError, ClassificationTask, DataFileError, InputExample,
+from finetune.classification.tasks.base import (SPLITS, BadRowError, ClassificationTask, DataFileError, InputExample,
                                  ReadStats)
-from finetune.tasks.chinese import (BqTask, ChnSentiCorpTask, LcqmcTask, ShoppingTask, ThucnewsTask,
+from finetune.classification.tasks.chinese import (BqTask, ChnSentiCorpTask, LcqmcTask, ShoppingTask, ThucnewsTask,
                                     WeiboTask, XnliTask)
-from finetune.tasks.clue import AfqmcTask, CmnliTask, IflytekTask, OcnliTask, TnewsTask
-from finetune.tasks.generic import GenericOptions, GenericTask, read_label_file
-from finetune.tasks.glue import ColaTask, MnliTask, MrpcTask, QnliTask, Sst2Task
-from finetune.tasks.scoring import ClassificationScorer, macro_f1
+from finetune.classification.tasks.clue import AfqmcTask, CmnliTask, IflytekTask, OcnliTask, TnewsTask
+from finetune.classification.tasks.generic import GenericOptions, GenericTask, read_label_file
+from finetune.classification.tasks.glue import ColaTask, MnliTask, MrpcTask, QnliTask, Sst2Task
+from finetune.classification.tasks.scoring import ClassificationScorer, macro_f1
 from mobilebert import cli
 
 TASKS = {task.name: task for task in (

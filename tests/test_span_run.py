@@ -20,8 +20,9 @@ import sys
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune import squad_data, squad_split
-from finetune.squad_runner import SquadRunConfig, run
+from finetune import squad_split
+from finetune.span import data as span_data
+from finetune.span.runner import SpanRunConfig, run
 from mobilebert import assets, modeling
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
@@ -34,7 +35,7 @@ TINY_CONFIG = os.path.join(ROOT, "config", "tiny_student_zh.json")
 
 def _slice(path, num_paragraphs, output):
   """The first paragraphs of a SQuAD-style file, written to `output`."""
-  dataset = squad_data.read_squad_json(path)
+  dataset = span_data.read_squad_json(path)
   data, count = [], 0
   for article in dataset["data"]:
     paragraphs = article["paragraphs"][:num_paragraphs - count]
@@ -72,7 +73,7 @@ def _script(name, env, *args):
 
 
 def _check_outputs(model_dir, dataset_file):
-  dataset = squad_data.read_squad_json(dataset_file)
+  dataset = span_data.read_squad_json(dataset_file)
   contexts = {qa["id"]: p["context"] for a in dataset["data"] for p in a["paragraphs"]
               for qa in p["qas"]}
   predictions = json.load(open(os.path.join(model_dir, "predictions.json"), encoding="utf-8"))
@@ -97,7 +98,7 @@ def test_tiny_cpu_script_trains_predicts_and_scores(tmp_path):
                                           "HELD_OUT_PERCENT": "30", "NUM_TRAIN_STEPS": "2",
                                           "MAX_SEQ_LENGTH": "128", "TRAIN_BATCH_SIZE": "4"})
   # The split is the library's, by paragraph; the metric's own printout closes the run.
-  _, held_out = squad_split.split_by_paragraph(squad_data.read_squad_json(data), 30)
+  _, held_out = squad_split.split_by_paragraph(span_data.read_squad_json(data), 30)
   assert json.load(open(out / "data" / "held_out.json", encoding="utf-8"))["data"] == held_out["data"]
   _, scores = _check_outputs(str(out / "model"), str(out / "data" / "held_out.json"))
   assert json.loads(done.stdout.strip().splitlines()[-1]) == scores
@@ -145,7 +146,7 @@ def test_release_scripts_run(tmp_path, init_path, script, source, train_name, de
   predictions, _ = _check_outputs(str(model_path), str(data_path / dev_name))
   if script == "run_drcd.sh":
     # Converted for the model, reported in traditional characters.
-    converted = squad_data.SimplifiedConverter()
+    converted = span_data.SimplifiedConverter()
     assert any(converted(text) != text for text in predictions.values())
 
 
@@ -153,7 +154,7 @@ def _cropped_questions(path, count, width, seed):
   """`count` questions, each on a `width`-character piece of its paragraph that holds the answer at a
   random offset (so a position prior alone does not answer them)."""
   rng = random.Random(seed)
-  examples, _ = squad_data.read_examples(path)
+  examples, _ = span_data.read_examples(path)
   paragraphs = []
   for example in examples[:count]:
     answer = example.answers[0]
@@ -166,14 +167,14 @@ def _cropped_questions(path, count, width, seed):
 
 
 def test_fine_tuning_learns_the_training_questions(tmp_path, init_path):
-  train, _ = squad_split.split_by_paragraph(squad_data.read_squad_json(TRIAL), 20)
+  train, _ = squad_split.split_by_paragraph(span_data.read_squad_json(TRIAL), 20)
   train_file = str(tmp_path / "train.json")
   squad_split.write_json(train_file, train)
   data = str(tmp_path / "questions.json")
   squad_split.write_json(data, _cropped_questions(train_file, 40, 100, seed=5))
 
   def fine_tune(name, steps, learning_rate):
-    config = SquadRunConfig(
+    config = SpanRunConfig(
         vocab_file=str(init_path / "vocab.txt"), bert_config_file=TINY_CONFIG,
         run=RunSettings(output_dir=str(tmp_path / name), save_checkpoints_steps=100000),
         init_checkpoint=str(init_path / "mobilebert.ckpt"), train_file=data, predict_file=data,
@@ -199,7 +200,7 @@ def test_same_seed_gives_the_same_weights_and_a_resumed_run_ends_the_same(tmp_pa
   squad_split.write_json(data, _cropped_questions(TRIAL, 6, 60, seed=3))
 
   def fine_tune(name):
-    config = SquadRunConfig(
+    config = SpanRunConfig(
         vocab_file=str(init_path / "vocab.txt"), bert_config_file=TINY_CONFIG,
         run=RunSettings(output_dir=str(tmp_path / name), save_checkpoints_steps=2),
         init_checkpoint=str(init_path / "mobilebert.ckpt"), train_file=data, do_train=True,

@@ -6,9 +6,9 @@ import os
 
 import tensorflow.compat.v1 as tf
 
-from finetune.tasks.base import DataFileError
-from finetune.tasks.chinese import BINARY_LABELS, NLI_LABELS
-from finetune.tasks.formats import JsonLinesTask
+from finetune.classification.tasks.base import DataFileError
+from finetune.classification.tasks.chinese import BINARY_LABELS, NLI_LABELS
+from finetune.classification.tasks.formats import JsonLinesTask
 
 # TNEWS codes 100-116 without 105 and 111, which CLUE left unused.
 TNEWS_LABELS = tuple(str(code) for code in range(100, 117) if code not in (105, 111))

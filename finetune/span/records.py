@@ -15,7 +15,7 @@ import os
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune.classifier_features import file_sha256
+from finetune.classification.features import file_sha256
 
 from mobilebert import atomic_io
 from mobilebert import cli
@@ -24,7 +24,7 @@ from mobilebert import input_pipeline
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
 
-# Real features are numbered from squad_features.FIRST_UNIQUE_ID; padding records carry this id.
+# Real features are numbered from span_features.FIRST_UNIQUE_ID; padding records carry this id.
 PADDING_UNIQUE_ID = 0
 
 CachedRecords = collections.namedtuple("CachedRecords", ["path", "num_features", "key"])

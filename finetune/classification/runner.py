@@ -15,11 +15,11 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune import classifier_eval as eval_lib
-from finetune import classifier_features as features_lib
-from finetune import classifier_tflite
-from finetune.classifier_model import ClassifierModelSettings, model_fn_builder
-from finetune.tasks import GenericOptions, create_task
+from finetune.core import checkpoint_scoring as eval_lib
+from finetune.classification import features as features_lib
+from finetune.classification import tflite as classification_tflite
+from finetune.classification.head import ClassifierModelSettings, model_fn_builder
+from finetune.classification.tasks import GenericOptions, create_task
 from mobilebert import atomic_io, cli
 from mobilebert.config import BertConfig
 from mobilebert import input_pipeline
@@ -227,13 +227,13 @@ def run(config):
       logging.info("best %s checkpoint of %d scored: %s (%s %.4f)", split_name, len(history),
                    best["checkpoint"], eval_lib.BEST_METRIC, best[eval_lib.BEST_METRIC])
     if config.lite_model_path or config.use_post_quantization:
-      lite_path = config.lite_model_path or os.path.join(output_dir, classifier_tflite.DEFAULT_MODEL_NAME)
+      lite_path = config.lite_model_path or os.path.join(output_dir, classification_tflite.DEFAULT_MODEL_NAME)
       if config.use_post_quantization:
         calibration = featurize("train").path if config.activation_quantization else None
-        classifier_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path,
+        classification_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path,
                                    config.max_seq_length, calibration)
-      lite_results = classifier_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
-      path = classifier_tflite.write_results(output_dir, lite_path, lite_results, best_kept)
+      lite_results = classification_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
+      path = classification_tflite.write_results(output_dir, lite_path, lite_results, best_kept)
       logging.info("TFLite %s %s: %s (written to %s)", lite_path, split_name, lite_results, path)
 
   predictions_file = None

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune import classifier_features as features_lib
+from finetune.classification import features as features_lib
 from mobilebert import atomic_io, cli, input_pipeline
 
 EVAL_RESULTS = "eval_results.txt"

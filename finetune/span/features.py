@@ -13,7 +13,7 @@ import collections
 import numpy as np
 from absl import logging
 
-from finetune import squad_alignment
+from finetune.span import alignment as span_alignment
 from mobilebert import cli
 
 Window = collections.namedtuple("Window", ["start", "length"])
@@ -73,7 +73,7 @@ def answer_token_span(context_spans, example):
   answer that some tokens cover (a boundary inside a token widens to it), else None."""
   fallback = None
   for answer in example.answers:
-    span = squad_alignment.char_span_to_token_span(
+    span = span_alignment.char_span_to_token_span(
         context_spans, answer.start, answer.start + len(answer.text))
     if span is None:
       continue
@@ -89,7 +89,7 @@ def example_features(tokenizer, example, example_index, settings, with_answers, 
   """The SpanFeatures of one example (see module docstring); `unique_id` numbers the first of them."""
   seq = settings.max_seq_length
   query_tokens = tokenizer.tokenize(example.question)[:settings.max_query_length]
-  spans = context_spans or squad_alignment.align_tokens(tokenizer, example.context)
+  spans = context_spans or span_alignment.align_tokens(tokenizer, example.context)
   windows = make_windows(len(spans.tokens), seq - len(query_tokens) - 3, settings.doc_stride)
   answer = answer_token_span(spans, example) if with_answers else None
   best_window = max_context_windows(windows, len(spans.tokens))
@@ -133,7 +133,7 @@ def convert_examples(tokenizer, examples, settings, for_training):
   spans_cache = {}
   for index, example in enumerate(examples):
     if example.context not in spans_cache:
-      spans_cache = {example.context: squad_alignment.align_tokens(tokenizer, example.context)}
+      spans_cache = {example.context: span_alignment.align_tokens(tokenizer, example.context)}
     spans = spans_cache[example.context]
     if for_training and answer_token_span(spans, example) is None:
       skipped += 1
