@@ -3,8 +3,6 @@ covers every input that changes the records, and input_fns that pad eval/predict
 """
 
 import collections
-import hashlib
-import json
 import os
 import time
 from typing import NamedTuple, Tuple
@@ -13,9 +11,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from mobilebert import atomic_io
+from finetune.core import records
 from mobilebert import cli
-from mobilebert import input_pipeline
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
@@ -93,7 +90,8 @@ def padding_features(max_seq_length):
 
 
 def feature_spec(seq_length):
-  """The TFRecord schema, declared once for writing and reading."""
+  """The TFRecord schema, declared once for writing and reading (padding records are all zeros:
+  is_real_example 0)."""
   return collections.OrderedDict([
       ("input_ids", tf.io.FixedLenFeature([seq_length], tf.int64)),
       ("input_mask", tf.io.FixedLenFeature([seq_length], tf.int64)),
@@ -103,127 +101,69 @@ def feature_spec(seq_length):
   ])
 
 
-def _serialize(features):
-  values = {"input_ids": features.input_ids, "input_mask": features.input_mask,
-            "segment_ids": features.segment_ids, "label_ids": [features.label_id],
-            "is_real_example": [features.is_real_example]}
-  feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=list(value)))
-             for name, value in values.items()}
-  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def file_sha256(path):
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 22), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
+def _serialize(spec, features):
+  return records.serialize(spec, {
+      "input_ids": features.input_ids, "input_mask": features.input_mask,
+      "segment_ids": features.segment_ids, "label_ids": features.label_id,
+      "is_real_example": features.is_real_example})
 
 
 def cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_length):
   """Hex digest of everything the records depend on: the task's options and labels, the split, the bytes
   of its data file and of the vocab, casing, max_seq_length and the record format."""
-  parts = {
+  return records.digest({
       "version": FEATURE_FORMAT_VERSION, "task": task.signature(), "split": split,
-      "require_labels": bool(require_labels), "data_sha256": file_sha256(task.data_file(split)),
-      "vocab_sha256": file_sha256(vocab_file), "do_lower_case": bool(do_lower_case),
+      "require_labels": bool(require_labels), "data_sha256": records.file_sha256(task.data_file(split)),
+      "vocab_sha256": records.file_sha256(vocab_file), "do_lower_case": bool(do_lower_case),
       "max_seq_length": int(max_seq_length),
-  }
-  return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+  })
 
 
 def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_length, cache_dir,
                     require_labels=True):
-  """Featurizes one split into `cache_dir`, or reuses the records a previous run wrote for the same key.
-
-  The meta file is written last, after the records are in place, so an interrupted run leaves nothing
-  that a later run would take for a complete cache.
-  """
+  """Featurizes one split into `cache_dir`, or reuses the records a previous run wrote for the same key
+  (finetune/core/records.py)."""
   key = cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_length)
   stem = os.path.join(cache_dir, f"{task.name}.{split}.len{max_seq_length}.{key[:16]}")
-  record_path, meta_path = stem + ".tf_record", stem + ".json"
-  if tf.io.gfile.exists(meta_path) and tf.io.gfile.exists(record_path):
-    with tf.io.gfile.GFile(meta_path, "r") as f:
-      meta = json.loads(f.read())
-    if meta.get("key") == key:
-      logging.info("%s %s: reusing cached features %s (%d examples)", task.name, split, record_path,
-                   meta["num_examples"])
-      return CachedSplit(record_path, meta["num_examples"], tuple(meta["guids"]), key)
 
-  examples = task.get_examples(split, require_labels=require_labels)
-  if not examples:
-    raise cli.DataError(f"{task.data_file(split)}: no {split} examples for task '{task.name}'")
+  def make_records():
+    examples = task.get_examples(split, require_labels=require_labels)
+    if not examples:
+      raise cli.DataError(f"{task.data_file(split)}: no {split} examples for task '{task.name}'")
+    stats = task.read_stats.get(split)
+    meta = {"task": task.name, "split": split, "num_examples": len(examples),
+            "max_seq_length": max_seq_length, "data_file": task.data_file(split),
+            "bad_rows": stats.bad if stats else 0, "skipped_rows": stats.skipped if stats else 0,
+            "guids": [] if split == "train" else [e.guid for e in examples]}
+    return _featurize(task, split, examples, tokenizer, max_seq_length), meta
+
+  cached = records.cached_records(stem, key, make_records)
+  return CachedSplit(cached.path, cached.meta["num_examples"], tuple(cached.meta["guids"]), key)
+
+
+def _featurize(task, split, examples, tokenizer, max_seq_length):
+  """Serialized records of the examples, logging the first few and the progress."""
   label_map = {label: i for i, label in enumerate(task.labels)}
-  tf.io.gfile.makedirs(cache_dir)
+  spec = feature_spec(max_seq_length)
   start = time.time()
-
-  def write(path):
-    with tf.io.TFRecordWriter(path) as writer:
-      for index, example in enumerate(examples):
-        features = convert_example(example, label_map, max_seq_length, tokenizer)
-        if index < _LOGGED_EXAMPLES:
-          logging.info("%s example %s: label=%s ids=%s", split, example.guid, example.label,
-                       features.input_ids[:sum(features.input_mask)])
-        if index and index % 20000 == 0:
-          logging.info("featurized %d/%d %s examples (%.0f examples/s)", index, len(examples), split,
-                       index / (time.time() - start))
-        writer.write(_serialize(features))
-
-  atomic_io.write_atomically(record_path, write)
-  stats = task.read_stats.get(split)
-  meta = {"key": key, "task": task.name, "split": split, "num_examples": len(examples),
-          "max_seq_length": max_seq_length, "data_file": task.data_file(split),
-          "bad_rows": stats.bad if stats else 0, "skipped_rows": stats.skipped if stats else 0,
-          "guids": [] if split == "train" else [e.guid for e in examples]}
-  atomic_io.write_text(meta_path, json.dumps(meta, ensure_ascii=False))
-  logging.info("%s %s: wrote %d examples to %s in %.1fs", task.name, split, len(examples), record_path,
+  for index, example in enumerate(examples):
+    features = convert_example(example, label_map, max_seq_length, tokenizer)
+    if index < _LOGGED_EXAMPLES:
+      logging.info("%s example %s: label=%s ids=%s", split, example.guid, example.label,
+                   features.input_ids[:sum(features.input_mask)])
+    if index and index % 20000 == 0:
+      logging.info("featurized %d/%d %s examples (%.0f examples/s)", index, len(examples), split,
+                   index / (time.time() - start))
+    yield _serialize(spec, features)
+  logging.info("%s %s: featurized %d examples in %.1fs", task.name, split, len(examples),
                time.time() - start)
-  return CachedSplit(record_path, len(examples), tuple(meta["guids"]), key)
-
-
-def num_padding(num_examples, batch_size):
-  """How many padding examples make num_examples a whole number of batches."""
-  return -num_examples % batch_size
 
 
 def input_fn_builder(input_file, seq_length, is_training, num_examples, pad_to_batch_size=None,
                      seed=None, start_example=0):
-  """An Estimator/TPUEstimator input_fn over a cached split.
-
-  Training repeats and shuffles, in an order fixed by `seed`, from example `start_example`
-  (global_step * batch_size when resuming). Eval and predict read the file once, in order; with
-  `pad_to_batch_size` (the global batch size) they append padding examples so every batch is full and
-  shapes stay static on TPU, while each real example is still scored exactly once.
-  """
-  spec = feature_spec(seq_length)
-
-  def decode(record):
-    example = tf.io.parse_single_example(record, spec)
-    # tf.Example stores int64; TPUs want int32.
-    return {name: tf.cast(tensor, tf.int32) for name, tensor in example.items()}
-
-  input_pipeline.check_record_count(input_file, num_examples)
-
-  def input_fn(params):
-    batch_size = params["batch_size"]
-    if is_training:
-      # The order depends on (seed, epoch) only, and a resumed run starts where it stopped.
-      dataset = input_pipeline.training_records([input_file], [num_examples], seed, start_example,
-                                                shuffle_buffer_size=min(num_examples, 20000))
-    else:
-      dataset = tf.data.TFRecordDataset(input_file)
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-    if not is_training and pad_to_batch_size:
-      pad = padding_features(seq_length)
-      padding = tf.data.Dataset.from_tensors({
-          "input_ids": tf.constant(pad.input_ids, tf.int32),
-          "input_mask": tf.constant(pad.input_mask, tf.int32),
-          "segment_ids": tf.constant(pad.segment_ids, tf.int32),
-          "label_ids": tf.constant(0, tf.int32), "is_real_example": tf.constant(0, tf.int32)})
-      dataset = dataset.concatenate(padding.repeat(num_padding(num_examples, pad_to_batch_size)))
-    return dataset.batch(batch_size, drop_remainder=is_training or bool(pad_to_batch_size))
-
-  return input_fn
+  """The shared input_fn (finetune/core/records.py) over a cached split of this schema."""
+  return records.input_fn_builder(input_file, feature_spec(seq_length), is_training, num_examples,
+                                  pad_to_batch_size, seed, start_example)
 
 
 def score_with_predict_fn(task, examples, tokenizer, max_seq_length, predict_fn, scorer,
@@ -239,7 +179,7 @@ def score_with_predict_fn(task, examples, tokenizer, max_seq_length, predict_fn,
   """
   label_map = {label: i for i, label in enumerate(task.labels)}
   features = [convert_example(e, label_map, max_seq_length, tokenizer) for e in examples]
-  features += [padding_features(max_seq_length)] * num_padding(len(features), batch_size)
+  features += [padding_features(max_seq_length)] * records.num_padding(len(features), batch_size)
   for start in range(0, len(features), batch_size):
     batch = features[start:start + batch_size]
     arrays = {name: np.array([getattr(f, name) for f in batch], np.int32)
