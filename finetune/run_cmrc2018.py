@@ -17,10 +17,12 @@ AVERAGE/F1/EM/TOTAL/SKIP) when the predict file has answers. Score any predictio
 
 from absl import app, flags, logging
 
+import functools
+
+from finetune.core import run_config
 from finetune.span.runner import SpanRunConfig, run
 from mobilebert import cli
 from mobilebert import flags as shared_flags
-from mobilebert.run_config import RunSettings
 
 shared_flags.define_model_flags()
 shared_flags.define_run_flags()
@@ -28,6 +30,8 @@ cli.define_verbose_flag()
 shared_flags.define_quantization_flags()
 
 FLAGS = flags.FLAGS
+# Flag defaults are the config's field defaults (written once, in SpanRunConfig).
+_DEFAULT = functools.partial(run_config.default, SpanRunConfig)
 
 
 def _define(kind, name, default, help_text, **kwargs):
@@ -41,31 +45,43 @@ def _define(kind, name, default, help_text, **kwargs):
     getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
 
 
-_define("string", "train_file", None, "SQuAD-style JSON for training (CMRC 2018 / DRCD train).")
-_define("string", "predict_file", None, "SQuAD-style JSON to predict (and score, if it has answers).")
-_define("bool", "do_train", False, "Fine-tune on --train_file.")
-_define("bool", "do_predict", False, "Predict --predict_file; score it when it has answers.")
-_define("bool", "convert_traditional", False,
+_define("string", "train_file", _DEFAULT("train_file"),
+        "SQuAD-style JSON for training (CMRC 2018 / DRCD train).")
+_define("string", "predict_file", _DEFAULT("predict_file"),
+        "SQuAD-style JSON to predict (and score, if it has answers).")
+_define("bool", "do_train", _DEFAULT("do_train"), "Fine-tune on --train_file.")
+_define("bool", "do_predict", _DEFAULT("do_predict"),
+        "Predict --predict_file; score it when it has answers.")
+_define("bool", "convert_traditional", _DEFAULT("convert_traditional"),
         "Convert traditional Chinese to simplified (OpenCC t2s) before tokenizing (DRCD); "
         "predictions are reported in the original characters.")
-_define("integer", "doc_stride", 128, "Tokens between the starts of consecutive context windows.")
-_define("integer", "max_query_length", 64, "Question tokens kept (the rest is cut).")
-_define("integer", "n_best_size", 20, "Start and end candidates per window, and answers in the n-best.")
-_define("integer", "max_answer_length", 30, "Longest answer in tokens.")
-_define("integer", "train_batch_size", 32, "Total batch size for training.")
-_define("integer", "predict_batch_size", 8, "Total batch size for prediction.")
-_define("float", "learning_rate", 3e-5, "Peak learning rate.")
-_define("float", "num_train_epochs", 2.0, "Training epochs.")
-_define("integer", "num_train_steps", 0, "If > 0, train this many steps instead of epochs.")
-_define("float", "warmup_proportion", 0.1, "Fraction of training with linear learning-rate warm-up.")
-_define("enum", "optimizer", "adamw", "Optimizer.", enum_values=["adamw", "lamb"])
-_define("float", "weight_decay_rate", 0.01, "Decoupled weight decay (not on biases or norms).")
-_define("string", "tfrecord_dir", None,
+_define("integer", "doc_stride", _DEFAULT("doc_stride"),
+        "Tokens between the starts of consecutive context windows.")
+_define("integer", "max_query_length", _DEFAULT("max_query_length"),
+        "Question tokens kept (the rest is cut).")
+_define("integer", "n_best_size", _DEFAULT("n_best_size"),
+        "Start and end candidates per window, and answers in the n-best.")
+_define("integer", "max_answer_length", _DEFAULT("max_answer_length"), "Longest answer in tokens.")
+_define("integer", "train_batch_size", _DEFAULT("train_batch_size"),
+        "Total batch size for training.")
+_define("integer", "predict_batch_size", _DEFAULT("predict_batch_size"),
+        "Total batch size for prediction.")
+_define("float", "learning_rate", _DEFAULT("learning_rate"), "Peak learning rate.")
+_define("float", "num_train_epochs", _DEFAULT("num_train_epochs"), "Training epochs.")
+_define("integer", "num_train_steps", _DEFAULT("num_train_steps"),
+        "If > 0, train this many steps instead of epochs.")
+_define("float", "warmup_proportion", _DEFAULT("warmup_proportion"),
+        "Fraction of training with linear learning-rate warm-up.")
+_define("enum", "optimizer", _DEFAULT("optimizer"), "Optimizer.", enum_values=["adamw", "lamb"])
+_define("float", "weight_decay_rate", _DEFAULT("weight_decay_rate"),
+        "Decoupled weight decay (not on biases or norms).")
+_define("string", "tfrecord_dir", _DEFAULT("tfrecord_dir"),
         "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by the data "
         "and vocab contents, casing, window settings and --convert_traditional.")
-_define("string", "predict_checkpoint", "latest",
+_define("string", "predict_checkpoint", _DEFAULT("predict_checkpoint"),
         "Checkpoint for --do_predict: latest (in --output_dir) or a checkpoint path.")
-_define("integer", "log_every_n_steps", 100, "Log examples/s and ETA every this many steps.")
+_define("integer", "log_every_n_steps", _DEFAULT("log_every_n_steps"),
+        "Log examples/s and ETA every this many steps.")
 
 
 def config_from_flags(flag_values):

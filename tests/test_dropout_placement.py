@@ -15,7 +15,8 @@ it emits, so a different dropout implementation (e.g. stateless, seeded masks) k
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune.classification import head as classifier_model
+from finetune.classification import head as classifier_head
+from finetune.core import model as model_lib
 from finetune.span import head as span_head
 from mobilebert import layers, modeling
 from mobilebert.config import BertConfig
@@ -95,27 +96,28 @@ def test_evaluation_graph_has_no_dropout(sites, name):
   assert sites == []
 
 
-def _features(batch=2, seq=8):
-  return [tf.zeros([batch, seq], tf.int32) for _ in range(3)]
+def _features(batch=2, seq=8, **labels):
+  zeros = tf.zeros([batch, seq], tf.int32)
+  return dict(input_ids=zeros, input_mask=zeros, segment_ids=zeros, **labels)
 
 
 def test_classifier_drops_out_the_pooled_output_in_training_only(sites):
   config = _config(REFERENCE / "golden" / "tiny_student_f4.json")
-  settings = classifier_model.ClassifierModelSettings(bert_config=config, num_labels=3)
+  encoder, head = model_lib.EncoderSettings(config), classifier_head.head(3, config)
   with tf.Graph().as_default():
-    classifier_model.create_model(settings, True, *_features(), tf.zeros([2], tf.int32))
+    model_lib.create_model(encoder, head, True, _features(label_ids=tf.zeros([2], tf.int32)))
   # The original: `tf.nn.dropout(output_layer, keep_prob=0.9)` under `loss` when training.
   assert sites == _expected(config) + [("loss", 0.1)]
   del sites[:]
   with tf.Graph().as_default():
-    classifier_model.create_model(settings, False, *_features(), tf.zeros([2], tf.int32))
+    model_lib.create_model(encoder, head, False, _features(label_ids=tf.zeros([2], tf.int32)))
   assert sites == []
 
 
 def test_span_head_adds_no_dropout(sites):
   config = _config(CONFIG_DIR / "tiny_bert_zh.json")
-  settings = span_head.SpanModelSettings(bert_config=config)
   with tf.Graph().as_default():
     positions = tf.zeros([2], tf.int32)
-    span_head.create_model(settings, True, *_features(), positions, positions)
+    model_lib.create_model(model_lib.EncoderSettings(config), span_head.head(config), True,
+                           _features(start_positions=positions, end_positions=positions))
   assert sites == _expected(config)

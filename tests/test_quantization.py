@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune.classification import head as classifier_model
+from finetune.classification import head as classifier_head
+from finetune.core import model as model_lib
 from finetune.classification.runner import ClassifierRunConfig
 from finetune.span.runner import SpanRunConfig
 from mobilebert import quantization
@@ -25,14 +26,14 @@ SEQ = export_helpers.SEQ_LENGTH
 
 def _classifier_graph(use_quantized_training, is_training=True):
   config = export_helpers.golden("tiny_student_f2")[0].copy(hidden_act="relu6")
-  settings = classifier_model.ClassifierModelSettings(
-      bert_config=config, num_labels=2, use_quantized_training=use_quantized_training)
+  encoder = model_lib.EncoderSettings(config, use_quantized_training=use_quantized_training)
   g = tf.Graph()
   with g.as_default():
     tf.set_random_seed(0)
     ids = tf.placeholder(tf.int32, [None, SEQ])
-    outputs = classifier_model.create_model(settings, is_training, ids, tf.ones_like(ids),
-                                            tf.zeros_like(ids), tf.zeros([tf.shape(ids)[0]], tf.int32))
+    features = dict(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=tf.zeros_like(ids),
+                    label_ids=tf.zeros([tf.shape(ids)[0]], tf.int32))
+    outputs = model_lib.create_model(encoder, classifier_head.head(2, config), is_training, features)
   return g, config, ids, outputs
 
 

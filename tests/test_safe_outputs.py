@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from finetune import cmrc2018_evaluate, prepare_thucnews
-from finetune.classification import runner as classifier_runner
-from finetune.span import runner as squad_runner
+from finetune.classification import runner as classification_runner
+from finetune.span import runner as span_runner
 from mobilebert import assets, atomic_io
 from mobilebert.run_config import Runner, RunSettings
 from pretrain import data_build, data_files
@@ -196,28 +196,28 @@ def test_thucnews_split_replaces_only_its_own_files(tmp_path):
 def test_classifier_output_dir_must_not_hold_its_inputs(tmp_path):
   data = tmp_path / "data"
   shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "classifier", "chnsenticorp"), data)
-  config = classifier_runner.ClassifierRunConfig(
+  config = classification_runner.ClassifierRunConfig(
       task_name="chnsenticorp", data_dir=str(data), vocab_file=assets.chinese_vocab_file(),
       bert_config_file=os.path.join(ROOT, "config", "tiny_student_zh.json"), do_train=True,
       run=RunSettings(output_dir=str(tmp_path)))
   before = sorted(os.listdir(tmp_path))
   with pytest.raises(atomic_io.UnsafeOutputError, match="--output_dir=.* holds the input --data_dir="):
-    classifier_runner.run(config)
+    classification_runner.run(config)
   with pytest.raises(atomic_io.UnsafeOutputError, match="--tfrecord_dir=.* is the input --data_dir="):
     config.run.output_dir, config.tfrecord_dir = str(tmp_path / "model"), str(data)
-    classifier_runner.run(config)
+    classification_runner.run(config)
   assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_squad_output_dir_must_not_hold_its_inputs(tmp_path):
   predict_file = tmp_path / "predictions.json"
   predict_file.write_text("{}")
-  config = squad_runner.SpanRunConfig(
+  config = span_runner.SpanRunConfig(
       vocab_file=assets.chinese_vocab_file(),
       bert_config_file=os.path.join(ROOT, "config", "tiny_student_zh.json"),
       do_predict=True, predict_file=str(predict_file), run=RunSettings(output_dir=str(tmp_path)))
   with pytest.raises(atomic_io.UnsafeOutputError, match="holds the input --predict_file="):
-    squad_runner.run(config)
+    span_runner.run(config)
   assert predict_file.read_text() == "{}"
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import CONFIG_DIR, ROOT
-from finetune.span import runner as squad_runner
+from finetune.span import runner as span_runner
 from finetune.classification.runner import ClassifierRunConfig
 from finetune.classification.runner import run as run_classifier
 from finetune.span.runner import SpanRunConfig
@@ -223,7 +223,7 @@ def test_cmrc_bad_questions_stop_before_training(tmp_path, train_qas, predict_qa
   train = _write(tmp_path / "train.json", _squad(train_qas))
   predict = _write(tmp_path / "dev.json", _squad(predict_qas))
   with pytest.raises(cli.DataError) as error:
-    squad_runner.run(_squad_config(tmp_path, train, predict))
+    span_runner.run(_squad_config(tmp_path, train, predict))
   for fragment in fragments:
     assert fragment in str(error.value), (fragment, str(error.value))
   assert not list((tmp_path / "out").glob("model.ckpt*"))

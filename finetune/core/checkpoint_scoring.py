@@ -1,4 +1,5 @@
-"""Scoring fine-tuned classifier checkpoints: every checkpoint written, whether or not it is kept.
+"""Scoring fine-tuned checkpoints on a dev split, for kinds that select the best one: every checkpoint
+written, whether or not it is kept. The kind gives a function checkpoint -> metrics.
 
 With --do_train --do_eval each checkpoint is scored the moment it is saved (`ScoreEachCheckpoint`, a
 CheckpointSaverListener), before --keep_checkpoint_max can delete it (CPU and GPU; TPU runs score the
@@ -12,16 +13,13 @@ what --predict_checkpoint=best and --use_post_quantization use.
 import json
 import os
 
-import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune.classification import features as features_lib
-from mobilebert import atomic_io, cli, input_pipeline
+from mobilebert import atomic_io, cli
 
 EVAL_RESULTS = "eval_results.txt"
 EVAL_HISTORY = "eval_history.json"
-BEST_METRIC = "accuracy"
 
 
 def checkpoints_on_disk(output_dir):
@@ -33,34 +31,11 @@ def checkpoints_on_disk(output_dir):
   return [p for p in paths if tf.io.gfile.exists(p + ".index")]
 
 
-def predict_split(runner, split, max_seq_length, batch_size, checkpoint_path):
-  """(label_ids [N], log_probs [N, C]) for the real examples of a cached split, in file order."""
-  input_fn = features_lib.input_fn_builder(split.path, max_seq_length, is_training=False,
-                                           num_examples=split.num_examples,
-                                           pad_to_batch_size=batch_size)
-  label_ids, log_probs = [], []
-  with input_pipeline.naming_corrupt_records([split.path]):
-    for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint_path):
-      if prediction["is_real_example"]:
-        label_ids.append(int(prediction["label_ids"]))
-        log_probs.append(prediction["log_probs"])
-  if len(label_ids) != split.num_examples:
-    raise RuntimeError(f"scored {len(label_ids)} of {split.num_examples} examples of {split.path}")
-  return np.array(label_ids), np.array(log_probs)
-
-
-def score_checkpoint(runner, task, split, config, split_name, path):
-  """One history entry: the task scorer's results for checkpoint `path` on the cached split."""
-  label_ids, log_probs = predict_split(runner, split, config.max_seq_length, config.eval_batch_size,
-                                       path)
-  scorer = task.scorer()
-  scorer.update(label_ids, log_probs)
-  results = dict(scorer.results(), checkpoint=path, split=split_name,
-                 eval_records=os.path.basename(split.path),
-                 global_step=int(tf.train.load_variable(path, "global_step")))
-  logging.info("%s %s at step %d: %s", task.name, split_name, results["global_step"],
-               {k: v for k, v in results.items() if isinstance(v, float)})
-  return results
+def history_entry(metrics, checkpoint, split_name, records_path):
+  """One eval_history.json entry: the kind's metrics for `checkpoint` and where they come from."""
+  return dict(metrics, checkpoint=checkpoint, split=split_name,
+              eval_records=os.path.basename(records_path),
+              global_step=int(tf.train.load_variable(checkpoint, "global_step")))
 
 
 class ScoreEachCheckpoint(tf.estimator.CheckpointSaverListener):
@@ -91,15 +66,18 @@ def _earlier_entries(output_dir, eval_records):
   return [e for e in entries if isinstance(e, dict) and e.get("eval_records") == eval_records]
 
 
-def _best(history):
+def _best(history, selected_by):
   # Earliest checkpoint wins ties: fewer steps, same score.
-  return max(history, key=lambda r: (r[BEST_METRIC], -r["global_step"])) if history else None
+  return max(history, key=lambda r: (r[selected_by], -r["global_step"])) if history else None
 
 
-def evaluate_checkpoints(score_fn, output_dir, split, scored_this_run=()):
-  """The history of every checkpoint scored on `split`, oldest first, and (best, best_kept).
+def evaluate_checkpoints(score_fn, output_dir, eval_records, selected_by, scored_this_run=()):
+  """The history of every checkpoint scored on the `eval_records` file, oldest first, and
+  (best, best_kept) by the metric `selected_by` (higher is better).
 
-  scored_this_run: entries ScoreEachCheckpoint made; on-disk checkpoints not among them are scored now.
+  score_fn(checkpoint) -> a history entry: the metrics, checkpoint, global_step, eval_records (the
+  file's base name). scored_this_run: entries ScoreEachCheckpoint made; on-disk checkpoints not among
+  them are scored now.
   """
   # Compared by name: every checkpoint is in output_dir, however the state file spells the path.
   done = {os.path.basename(entry["checkpoint"]) for entry in scored_this_run}
@@ -109,19 +87,19 @@ def evaluate_checkpoints(score_fn, output_dir, split, scored_this_run=()):
   if not fresh:
     raise cli.FlagError(f"--output_dir={output_dir} holds no checkpoint to score; run --do_train "
                         "first")
-  by_step = {e["global_step"]: e for e in _earlier_entries(output_dir, os.path.basename(split.path))}
+  by_step = {e["global_step"]: e for e in _earlier_entries(output_dir, os.path.basename(eval_records))}
   by_step.update((e["global_step"], e) for e in fresh)
   history = [by_step[step] for step in sorted(by_step)]
-  best = _best(history)
-  best_kept = _best([e for e in history if os.path.basename(e["checkpoint"]) in kept])
+  best = _best(history, selected_by)
+  best_kept = _best([e for e in history if os.path.basename(e["checkpoint"]) in kept], selected_by)
   if best_kept is not None and best_kept is not best:
     logging.warning("the best checkpoint (step %d, %s %.4f) was deleted by --keep_checkpoint_max; "
-                    "the best one kept is step %d", best["global_step"], BEST_METRIC,
-                    best[BEST_METRIC], best_kept["global_step"])
+                    "the best one kept is step %d", best["global_step"], selected_by,
+                    best[selected_by], best_kept["global_step"])
   return history, best, best_kept
 
 
-def write_eval_results(output_dir, history, best, best_kept):
+def write_eval_results(output_dir, history, best, best_kept, selected_by):
   """eval_results.txt (latest checkpoint, then the best one) and eval_history.json."""
   latest = history[-1]
   lines = [f"{key} = {latest[key]}" for key in sorted(latest)]
@@ -130,7 +108,7 @@ def write_eval_results(output_dir, history, best, best_kept):
   if best_kept is not best:
     lines += [f"best_kept_checkpoint = {best_kept['checkpoint']}"]
   atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), "\n".join(lines) + "\n")
-  history_json = {"selected_by": BEST_METRIC, "best": best, "best_kept": best_kept,
+  history_json = {"selected_by": selected_by, "best": best, "best_kept": best_kept,
                   "checkpoints": history}
   atomic_io.write_text(os.path.join(output_dir, EVAL_HISTORY), json.dumps(history_json, indent=1) + "\n")
 

@@ -12,56 +12,37 @@ import json
 import os
 from typing import NamedTuple, Optional
 
-import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune import cmrc2018_evaluate
+from finetune.core import runner as runner_lib
+from finetune.core.model import model_fn_builder
+from finetune.core.run_config import FinetuneRunConfig
 from finetune.span import data as span_data
 from finetune.span import features as span_features
+from finetune.span import head as head_lib
 from finetune.span import postprocess as span_postprocess
 from finetune.span import records as span_records
-from finetune.span.head import SpanModelSettings, model_fn_builder
 from mobilebert import atomic_io, cli
-from mobilebert.config import BertConfig
-from mobilebert import input_pipeline
-from mobilebert.run_config import ProgressHook, Runner, RunSettings, resume_step
-from mobilebert.tokenization import FullTokenizer
+from mobilebert.run_config import Runner
 
 EVAL_RESULTS = "eval_results.json"
 
 
-@dataclasses.dataclass
-class SpanRunConfig:
+@dataclasses.dataclass(kw_only=True)
+class SpanRunConfig(FinetuneRunConfig):
   """Everything one run needs (each field is the run_cmrc2018 flag of the same name)."""
-  vocab_file: str
-  bert_config_file: str
-  run: RunSettings
   train_file: Optional[str] = None
   predict_file: Optional[str] = None
-  init_checkpoint: Optional[str] = None
-  skip_mismatched_variables: bool = False
-  do_lower_case: bool = True
   max_seq_length: int = 512
   doc_stride: int = 128
   max_query_length: int = 64
-  do_train: bool = False
-  do_predict: bool = False
   convert_traditional: bool = False
-  train_batch_size: int = 32
-  predict_batch_size: int = 8
   learning_rate: float = 3e-5
   num_train_epochs: float = 2.0
-  num_train_steps: int = 0  # > 0 overrides num_train_epochs
-  warmup_proportion: float = 0.1
-  optimizer: str = "adamw"
-  weight_decay_rate: float = 0.01
   n_best_size: int = 20
   max_answer_length: int = 30
-  use_einsum: bool = True
-  tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
   predict_checkpoint: str = "latest"  # "latest" in output_dir, or a checkpoint path
-  log_every_n_steps: int = 100
-  use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
 
   def validate(self):
     if not (self.do_train or self.do_predict):
@@ -70,21 +51,13 @@ class SpanRunConfig:
       raise cli.FlagError("--do_train needs --train_file")
     if self.do_predict and not self.predict_file:
       raise cli.FlagError("--do_predict needs --predict_file")
-    for name in ("vocab_file", "bert_config_file"):
-      if not getattr(self, name):
-        raise cli.FlagError(f"--{name} is required")
-    for name in ("train_batch_size", "predict_batch_size", "max_seq_length", "doc_stride",
-                 "max_query_length", "n_best_size", "max_answer_length"):
-      if getattr(self, name) <= 0:
-        raise cli.FlagError(f"--{name} must be positive, got {getattr(self, name)}")
+    self.check_required("vocab_file", "bert_config_file")
+    self.check_positive("train_batch_size", "predict_batch_size", "max_seq_length", "doc_stride",
+                        "max_query_length", "n_best_size", "max_answer_length")
     if self.max_seq_length - self.max_query_length - 3 < 1:
       raise cli.FlagError(f"--max_seq_length={self.max_seq_length} leaves no room for context "
                           f"after --max_query_length={self.max_query_length} and [CLS]/[SEP]/[SEP]")
-    if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
-      raise cli.FlagError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
-    if self.use_quantized_training and self.run.precision != "float32":
-      raise cli.FlagError(f"--use_quantized_training fake-quantizes a float32 graph: drop "
-                          f"--precision={self.run.precision}")
+    self.check_training()
     if self.learning_rate < 0 or not 0 <= self.warmup_proportion < 1:
       raise cli.FlagError("--learning_rate must be >= 0 and --warmup_proportion in [0, 1)")
 
@@ -97,53 +70,25 @@ class RunReport(NamedTuple):
   scores: Optional[dict]
 
 
-def _records_name(path):
-  return os.path.splitext(os.path.basename(path))[0]
-
-
-def _predict_checkpoint(config):
-  if config.predict_checkpoint != "latest":
-    return config.predict_checkpoint
-  latest = tf.train.latest_checkpoint(config.run.output_dir)
-  if latest is None:
-    raise cli.FlagError(f"--output_dir={config.run.output_dir} holds no fine-tuned checkpoint to "
-                        "predict with: run --do_train first or pass --predict_checkpoint")
-  return latest
-
-
 def predict_features(runner, records, features, config, checkpoint):
   """RawResults of every feature, in record order (padding dropped)."""
-  input_fn = span_records.input_fn_builder(
-      records.path, config.max_seq_length, is_training=False, num_features=records.num_features,
-      pad_to_batch_size=config.predict_batch_size)
-  results = []
-  with input_pipeline.naming_corrupt_records([records.path]):
-    for output in runner.predict(input_fn, config.predict_batch_size, checkpoint_path=checkpoint):
-      unique_id = int(output["unique_ids"])
-      if unique_id != span_records.PADDING_UNIQUE_ID:
-        results.append(span_postprocess.RawResult(unique_id, output["start_logits"],
-                                                   output["end_logits"]))
-  if len(results) != len(features):
-    raise RuntimeError(f"predicted {len(results)} of {len(features)} features of {records.path}")
-  return results
+  predictions = runner_lib.predict_records(
+      runner, records.path, span_records.feature_spec(config.max_seq_length, is_training=False),
+      records.num_features, config.predict_batch_size, checkpoint, real_field="unique_ids")
+  if len(predictions) != len(features):
+    raise RuntimeError(f"predicted {len(predictions)} of {len(features)} features of {records.path}")
+  return [span_postprocess.RawResult(int(p["unique_ids"]), p["start_logits"], p["end_logits"])
+          for p in predictions]
 
 
 def run(config):
   """Runs what the config asks for and returns a RunReport."""
   config.validate()
   output_dir = config.run.output_dir
-  atomic_io.check_spares_inputs(
-      {"--output_dir": output_dir, "--tfrecord_dir": config.tfrecord_dir},
-      {"--train_file": config.train_file, "--predict_file": config.predict_file,
-       "--vocab_file": config.vocab_file, "--bert_config_file": config.bert_config_file,
-       "--init_checkpoint": atomic_io.checkpoint_inputs(config.init_checkpoint)})
-  bert_config = BertConfig.from_json_file(config.bert_config_file)
-  bert_config.check_seq_length(config.max_seq_length, source=config.bert_config_file)
-  tf.io.gfile.makedirs(output_dir)
-  tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+  bert_config, tokenizer = runner_lib.prepare(
+      config, {}, {"--train_file": config.train_file, "--predict_file": config.predict_file})
   settings = span_features.FeatureSettings(config.max_seq_length, config.doc_stride,
-                                            config.max_query_length)
-  cache_dir = config.tfrecord_dir or output_dir
+                                           config.max_query_length)
   # The predict file is read and checked before training, so a bad question (no id, a duplicate id,
   # answers the metric cannot score) stops the run before hours of training, not after.
   predict_examples = gold = None
@@ -155,47 +100,30 @@ def run(config):
 
   def records_for(path, is_training, make_features):
     key = span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
-                                  config.convert_traditional, is_training)
-    return span_records.cached_records(_records_name(path), key, cache_dir, make_features,
-                                        is_training)
+                                 config.convert_traditional, is_training)
+    return span_records.cached_records(runner_lib.records_name(path), key, config.cache_dir,
+                                       make_features, is_training)
 
   num_train_steps = num_warmup_steps = 0
   if config.do_train:
     def make_train_features():
       examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
-                                             require_answers=True)
+                                            require_answers=True)
       return span_features.convert_examples(tokenizer, examples, settings, for_training=True)
 
     train_records = records_for(config.train_file, True, make_train_features)
-    num_train_steps = config.num_train_steps or int(
-        train_records.num_features / config.train_batch_size * config.num_train_epochs)
-    num_train_steps = max(num_train_steps, 1)
-    num_warmup_steps = int(num_train_steps * config.warmup_proportion)
+    num_train_steps, num_warmup_steps = config.train_steps(train_records.num_features)
 
-  model_settings = SpanModelSettings(
-      bert_config=bert_config, init_checkpoint=config.init_checkpoint,
-      skip_mismatched_variables=config.skip_mismatched_variables,
-      learning_rate=config.learning_rate, num_train_steps=num_train_steps,
-      num_warmup_steps=num_warmup_steps, optimizer=config.optimizer,
-      weight_decay_rate=config.weight_decay_rate, use_tpu=config.run.use_tpu,
-      use_one_hot_embeddings=config.run.use_tpu, use_einsum=config.use_einsum,
-      compute_type=config.run.compute_dtype, use_quantized_training=config.use_quantized_training)
-  runner = Runner(config.run, model_fn_builder(model_settings))
-
+  runner = Runner(config.run, model_fn_builder(config.encoder_settings(bert_config),
+                                               head_lib.head(bert_config),
+                                               config.train_settings(num_train_steps,
+                                                                     num_warmup_steps)))
   if config.do_train:
     logging.info("training: %d features, batch %d, %d steps (%d warm-up)", train_records.num_features,
                  config.train_batch_size, num_train_steps, num_warmup_steps)
-    input_fn = span_records.input_fn_builder(train_records.path, config.max_seq_length,
-                                              is_training=True,
-                                              num_features=train_records.num_features,
-                                              seed=config.run.rand_seed,
-                                              start_example=input_pipeline.start_example(
-                                                  resume_step(output_dir), 0,
-                                                  config.train_batch_size))
-    with input_pipeline.naming_corrupt_records([train_records.path]):
-      runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
-                   hooks=[ProgressHook(config.train_batch_size, num_train_steps,
-                                       config.log_every_n_steps)])
+    runner_lib.train(runner, config, train_records.path,
+                     span_records.feature_spec(config.max_seq_length, is_training=True),
+                     train_records.num_features, num_train_steps)
 
   if not config.do_predict:
     return RunReport(num_train_steps, None, None, None)
@@ -204,7 +132,7 @@ def run(config):
   # the records are rewritten only when the cache misses.
   features = span_features.convert_examples(tokenizer, examples, settings, for_training=False)
   records = records_for(config.predict_file, False, lambda: features)
-  checkpoint = _predict_checkpoint(config)
+  checkpoint = runner_lib.predict_checkpoint(config)
   logging.info("predicting %d questions (%d features) with %s", len(examples), len(features),
                checkpoint)
   results = predict_features(runner, records, features, config, checkpoint)

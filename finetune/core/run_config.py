@@ -1,0 +1,98 @@
+"""The run config every fine-tuning runner shares, and flag defaults taken from it.
+
+A kind's runner subclasses `FinetuneRunConfig` (keyword-only, each field the flag of the same name),
+overriding defaults that differ (run_cmrc2018 trains 2 epochs at 3e-5), and its entry point defines
+its flags with `default(Config, name)`, so a default is written once: in the dataclass. The model,
+run and quantization flags shared with pretraining are defined in mobilebert/flags.py.
+"""
+
+import dataclasses
+from typing import Optional
+
+from finetune.core.model import EncoderSettings, TrainSettings
+from mobilebert import cli
+from mobilebert.run_config import RunSettings
+
+
+@dataclasses.dataclass(kw_only=True)
+class FinetuneRunConfig:
+  """What every fine-tuning run needs (each field is the flag of the same name)."""
+  vocab_file: str
+  bert_config_file: str
+  run: RunSettings
+  init_checkpoint: Optional[str] = None
+  skip_mismatched_variables: bool = False
+  do_lower_case: bool = True
+  max_seq_length: int = 128
+  do_train: bool = False
+  do_predict: bool = False
+  train_batch_size: int = 32
+  predict_batch_size: int = 8
+  learning_rate: float = 5e-5
+  num_train_epochs: float = 3.0
+  num_train_steps: int = 0  # > 0 overrides num_train_epochs
+  warmup_proportion: float = 0.1
+  optimizer: str = "adamw"
+  weight_decay_rate: float = 0.01
+  use_einsum: bool = True
+  tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
+  predict_checkpoint: str = "latest"
+  log_every_n_steps: int = 100
+  use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
+
+  @property
+  def cache_dir(self):
+    return self.tfrecord_dir or self.run.output_dir
+
+  def check_required(self, *names):
+    for name in names:
+      if not getattr(self, name):
+        raise cli.FlagError(f"--{name} is required")
+
+  def check_positive(self, *names):
+    for name in names:
+      if getattr(self, name) <= 0:
+        raise cli.FlagError(f"--{name} must be positive, got {getattr(self, name)}")
+
+  def check_training(self):
+    """Checks of the training flags every kind has."""
+    if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
+      raise cli.FlagError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
+    if self.use_quantized_training and self.run.precision != "float32":
+      raise cli.FlagError(f"--use_quantized_training fake-quantizes a float32 graph: drop "
+                          f"--precision={self.run.precision}")
+
+  def train_steps(self, num_train_records):
+    """(num_train_steps, num_warmup_steps): --num_train_steps, or epochs of whole batches (at least 1)."""
+    steps = self.num_train_steps or int(
+        num_train_records / self.train_batch_size * self.num_train_epochs)
+    steps = max(steps, 1)
+    return steps, int(steps * self.warmup_proportion)
+
+  def encoder_settings(self, bert_config):
+    return EncoderSettings(
+        bert_config=bert_config, use_one_hot_embeddings=self.run.use_tpu, use_einsum=self.use_einsum,
+        compute_type=self.run.compute_dtype, use_quantized_training=self.use_quantized_training)
+
+  def train_settings(self, num_train_steps, num_warmup_steps):
+    return TrainSettings(
+        init_checkpoint=self.init_checkpoint,
+        skip_mismatched_variables=self.skip_mismatched_variables,
+        learning_rate=self.learning_rate, num_train_steps=num_train_steps,
+        num_warmup_steps=num_warmup_steps, optimizer=self.optimizer,
+        weight_decay_rate=self.weight_decay_rate, use_tpu=self.run.use_tpu)
+
+
+def default(config_class, name):
+  """The dataclass default of field `name`: what its flag defaults to."""
+  field = config_class.__dataclass_fields__[name]
+  if field.default is dataclasses.MISSING:
+    raise ValueError(f"{config_class.__name__}.{name} has no default")
+  return field.default
+
+
+def config_from_flags(config_class, flag_values, **given):
+  """`config_class` from the flags of the same names; `given` fields are passed as they are."""
+  names = {f.name for f in dataclasses.fields(config_class)} - {"run"} - set(given)
+  return config_class(run=RunSettings.from_flags(flag_values), **given,
+                      **{name: getattr(flag_values, name) for name in names})

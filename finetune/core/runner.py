@@ -1,0 +1,90 @@
+"""The runner skeleton every kind shares: checked inputs and outputs, training from cached records
+(resumable, with progress), prediction over padded static-shape batches, the checkpoint to predict with.
+
+A kind's runner (classification/runner.py, span/runner.py) calls these in order: `prepare`, featurize
+through finetune/core/records.py, `train`, then `predict_records` with `predict_checkpoint`, and scores
+and writes its own results.
+"""
+
+import os
+
+import tensorflow.compat.v1 as tf
+
+from finetune.core import checkpoint_scoring
+from finetune.core import records as records_lib
+from mobilebert import atomic_io, cli, input_pipeline
+from mobilebert.config import BertConfig
+from mobilebert.run_config import ProgressHook, resume_step
+from mobilebert.tokenization import FullTokenizer
+
+
+def prepare(config, outputs, inputs):
+  """Checks that no output flag names an input, reads the model config, makes --output_dir.
+
+  Args:
+    config: a FinetuneRunConfig.
+    outputs, inputs: {flag: path} beyond --output_dir / --tfrecord_dir and --vocab_file,
+      --bert_config_file, --init_checkpoint.
+  Returns:
+    (BertConfig, FullTokenizer).
+  """
+  atomic_io.check_spares_inputs(
+      {"--output_dir": config.run.output_dir, "--tfrecord_dir": config.tfrecord_dir, **outputs},
+      {**inputs, "--vocab_file": config.vocab_file, "--bert_config_file": config.bert_config_file,
+       "--init_checkpoint": atomic_io.checkpoint_inputs(config.init_checkpoint)})
+  bert_config = BertConfig.from_json_file(config.bert_config_file)
+  bert_config.check_seq_length(config.max_seq_length, source=config.bert_config_file)
+  tf.io.gfile.makedirs(config.run.output_dir)
+  return bert_config, FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+
+
+def train(runner, config, records_path, spec, num_records, num_train_steps, saving_listeners=None):
+  """Trains to `num_train_steps` on cached records; a resumed run continues the same data order."""
+  start_example = input_pipeline.start_example(resume_step(config.run.output_dir), 0,
+                                               config.train_batch_size)
+  input_fn = records_lib.input_fn_builder(records_path, spec, is_training=True,
+                                          num_records=num_records, seed=config.run.rand_seed,
+                                          start_example=start_example)
+  with input_pipeline.naming_corrupt_records([records_path]):
+    runner.train(input_fn, max_steps=num_train_steps, batch_size=config.train_batch_size,
+                 hooks=[ProgressHook(config.train_batch_size, num_train_steps,
+                                     config.log_every_n_steps)],
+                 saving_listeners=saving_listeners)
+
+
+def predict_records(runner, records_path, spec, num_records, batch_size, checkpoint, real_field):
+  """The predictions of every real record, in file order.
+
+  Batches are padded to `batch_size` with all-zero records (static shapes on TPU); `real_field` is a
+  prediction key that is 0 for padding only (is_real_example, unique_ids).
+  """
+  input_fn = records_lib.input_fn_builder(records_path, spec, is_training=False,
+                                          num_records=num_records, pad_to_batch_size=batch_size)
+  predictions = []
+  with input_pipeline.naming_corrupt_records([records_path]):
+    for prediction in runner.predict(input_fn, batch_size, checkpoint_path=checkpoint):
+      if int(prediction[real_field]):
+        predictions.append(prediction)
+  if len(predictions) != num_records:
+    raise RuntimeError(f"predicted {len(predictions)} of {num_records} records of {records_path}")
+  return predictions
+
+
+def predict_checkpoint(config, can_select_best=False):
+  """The checkpoint --predict_checkpoint names: latest (in --output_dir), best (kinds that score
+  checkpoints: eval_history.json's best one still on disk) or a path."""
+  choice = config.predict_checkpoint
+  if choice == "latest":
+    on_disk = checkpoint_scoring.checkpoints_on_disk(config.run.output_dir)
+    if not on_disk:
+      raise cli.FlagError(f"--output_dir={config.run.output_dir} holds no fine-tuned checkpoint to "
+                          "predict with: run --do_train first or pass --predict_checkpoint")
+    return on_disk[-1]
+  if choice == "best" and can_select_best:
+    return checkpoint_scoring.best_kept_checkpoint(config.run.output_dir)
+  return choice
+
+
+def records_name(path):
+  """A data file's name without directory and extension (cache file names)."""
+  return os.path.splitext(os.path.basename(path))[0]
