@@ -86,9 +86,7 @@ _define("integer", "log_every_n_steps", _DEFAULT("log_every_n_steps"),
 
 def config_from_flags(flag_values):
   """The one typed config the library receives."""
-  fields = {f.name for f in SpanRunConfig.__dataclass_fields__.values()} - {"run"}
-  return SpanRunConfig(run=RunSettings.from_flags(flag_values),
-                        **{name: getattr(flag_values, name) for name in fields})
+  return run_config.config_from_flags(SpanRunConfig, flag_values)
 
 
 def main(argv):
