@@ -19,6 +19,7 @@ from absl import app, flags, logging
 from finetune.classification.runner import ClassifierRunConfig, run
 from finetune.classification.tasks import TASKS, GenericOptions
 from finetune.core import run_config
+from finetune.core import runner as runner_lib
 from mobilebert import cli
 from mobilebert import flags as shared_flags
 
@@ -98,11 +99,7 @@ def config_from_flags(flag_values):
 
 def main(argv):
   del argv
-  with cli.reporting_user_errors("run_classifier"):
-    config = config_from_flags(FLAGS)
-    with cli.removing_output_dir_left_empty(config.run.output_dir), \
-         cli.removing_output_dir_left_empty(config.tfrecord_dir):
-      report = run(config)
+  report = runner_lib.run_entry_point("run_classifier", lambda: config_from_flags(FLAGS), run)
   if report.best:
     logging.info("best checkpoint %s: accuracy %.4f", report.best["checkpoint"],
                  report.best["accuracy"])

@@ -20,6 +20,7 @@ from absl import app, flags, logging
 import functools
 
 from finetune.core import run_config
+from finetune.core import runner as runner_lib
 from finetune.span.runner import SpanRunConfig, run
 from mobilebert import cli
 from mobilebert import flags as shared_flags
@@ -91,11 +92,7 @@ def config_from_flags(flag_values):
 
 def main(argv):
   del argv
-  with cli.reporting_user_errors("run_cmrc2018"):
-    config = config_from_flags(FLAGS)
-    with cli.removing_output_dir_left_empty(config.run.output_dir), \
-         cli.removing_output_dir_left_empty(config.tfrecord_dir):
-      report = run(config)
+  report = runner_lib.run_entry_point("run_cmrc2018", lambda: config_from_flags(FLAGS), run)
   if report.scores:
     logging.info("EM %s  F1 %s  (%d questions)", report.scores["EM"], report.scores["F1"],
                  report.scores["TOTAL"])

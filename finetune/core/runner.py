@@ -18,6 +18,16 @@ from mobilebert.run_config import ProgressHook, resume_step
 from mobilebert.tokenization import FullTokenizer
 
 
+def run_entry_point(tool, make_config, run):
+  """What an entry point's main does: the config from flags and the run, a user error reported as one
+  line naming `tool`, and no empty --output_dir / --tfrecord_dir left behind. Returns run's report."""
+  with cli.reporting_user_errors(tool):
+    config = make_config()
+    with cli.removing_output_dir_left_empty(config.run.output_dir), \
+         cli.removing_output_dir_left_empty(config.tfrecord_dir):
+      return run(config)
+
+
 def prepare(config, outputs, inputs):
   """Checks that no output flag names an input, reads the model config, makes --output_dir.
 
