@@ -17,12 +17,16 @@ from finetune.classification.tasks.scoring import ClassificationScorer
 from mobilebert import cli
 
 SPLITS = ("train", "dev", "test")
+# What a task predicts: one of its labels, or a real number (regression; finetune/tasks/regression.py).
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASK_TYPES = (CLASSIFICATION, REGRESSION)
 
 # Values that, found in the label column of a file's first row, mark that row as a header. Anything else
 # that is not a valid label stays a bad row: a header must not hide a corrupt first example.
 HEADER_LABEL_NAMES = frozenset({
     "label", "labels", "gold_label", "y", "target", "class", "category", "tag", "sentiment", "类别",
-    "标签",
+    "标签", "score", "similarity", "相似度",
 })
 
 _MAX_LOGGED_BAD_ROWS = 5
@@ -118,6 +122,7 @@ class ClassificationTask:
   the format says to skip. Labels are checked here so each task only extracts fields.
   """
   name = ""
+  task_type = CLASSIFICATION
   is_pair = False
   split_files = {}  # split -> candidate file names relative to data_dir, first existing one wins
   label_aliases = {}  # spelling in the files -> label (XNLI's `contradictory`)
@@ -169,14 +174,8 @@ class ClassificationTask:
         if item is None:
           skipped += 1
           continue
-        label = item.label
-        if label is not None:
-          label = self.label_aliases.get(label, label)
-          if label not in label_set:
-            if require_labels:
-              raise RowError(f"unknown label {label!r} (expected one of {sorted(label_set)})")
-            label = None  # prediction needs no label; test files often carry placeholders
-          item = item._replace(label=label)
+        if item.label is not None:
+          item = item._replace(label=self.checked_label(item.label, label_set, require_labels))
         elif require_labels:
           raise RowError("row has no label")
         examples.append(item)
@@ -191,6 +190,15 @@ class ClassificationTask:
       logging.warning("%s: skipped %d bad row(s) (--skip_bad_rows)", path, bad)
     self.read_stats[split] = ReadStats(path, len(examples), bad, skipped)
     return examples
+
+  def checked_label(self, label, label_set, require_labels):
+    """The label a row gives, as the task stores it; None for an unknown one in prediction, else RowError."""
+    label = self.label_aliases.get(label, label)
+    if label not in label_set:
+      if require_labels:
+        raise RowError(f"unknown label {label!r} (expected one of {sorted(label_set)})")
+      return None  # prediction needs no label; test files often carry placeholders
+    return label
 
   def _rows(self, path, split, require_labels):
     raise NotImplementedError

@@ -41,8 +41,7 @@ class DelimitedTask(ClassificationTask):
 
   def _rows(self, path, split, require_labels):
     layout, num_columns = None, None
-    for line_no, text in iter_lines(path):
-      fields = text.split(self.delimiter)
+    for line_no, fields in self._records(path):
       if layout is None:
         layout = self.layout_for(split, fields, path)
         is_header = layout.header == "always" or (
@@ -51,6 +50,11 @@ class DelimitedTask(ClassificationTask):
         if is_header:
           continue
       yield line_no, self._parse(fields, layout, num_columns, f"{split}-{line_no}", require_labels)
+
+  def _records(self, path):
+    """Yields (line number, fields) per row; a format with quoting overrides this (csv_format.py)."""
+    for line_no, text in iter_lines(path):
+      yield line_no, text.split(self.delimiter)
 
   def _parse(self, fields, layout, num_columns, guid, require_labels):
     label_column = layout.label

@@ -1,7 +1,8 @@
-"""A task for users' own data: tab-separated or JSON-lines files, single sentences or pairs.
+"""A task for users' own data: tab-separated, comma-separated or JSON-lines files, single sentences or pairs.
 
-Files are `train`, `dev`, `test` with extension .tsv/.txt (tsv) or .jsonl/.json (jsonl) in data_dir.
-Columns (tsv) are 0-based indexes or header names; fields (jsonl) are keys. Labels come from, in order:
+Files are `train`, `dev`, `test` with extension .tsv/.txt (tsv), .csv (csv, quoted fields allowed) or
+.jsonl/.json (jsonl) in data_dir. Columns (tsv, csv) are 0-based indexes or header names; fields (jsonl)
+are keys. With task_type "regression" the label column holds a number (finetune/tasks/regression.py). Labels come from, in order:
 the `labels` option; the label file written next to a trained model (so prediction keeps the training
 order); the distinct labels of the training file (numeric order if all are integers, else sorted).
 """
@@ -11,22 +12,25 @@ from typing import NamedTuple, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from finetune.classification.tasks.base import ClassificationTask, DataFileError, InputExample
+from finetune.classification.tasks.base import (CLASSIFICATION, TASK_TYPES, ClassificationTask,
+                                                DataFileError, InputExample)
+from finetune.classification.tasks.csv_format import iter_csv_records
 from finetune.classification.tasks.formats import DelimitedTask, JsonLinesTask, Layout
 from mobilebert import cli
 
-EXTENSIONS = {"tsv": (".tsv", ".txt"), "jsonl": (".jsonl", ".json")}
+EXTENSIONS = {"tsv": (".tsv", ".txt"), "csv": (".csv",), "jsonl": (".jsonl", ".json")}
 
 
 class GenericOptions(NamedTuple):
   """How to read the user's files (each field is a run_classifier flag of the same name)."""
-  data_format: str = "tsv"  # "tsv" or "jsonl"
+  data_format: str = "tsv"  # "tsv", "csv" or "jsonl"
   text_a_column: str = "text_a"
   text_b_column: str = ""  # empty: single-sentence task
   label_column: str = "label"
-  has_header: str = "auto"  # "auto", "true", "false" (tsv only)
+  has_header: str = "auto"  # "auto", "true", "false" (tsv and csv)
   labels: Tuple[str, ...] = ()  # explicit label order; empty: from label_file or the training file
   label_file: Optional[str] = None  # label list written beside a trained model (JSON)
+  task_type: str = CLASSIFICATION  # or REGRESSION: the label column holds a number
 
 
 def read_label_file(path):
@@ -57,6 +61,8 @@ class GenericTask(ClassificationTask):
       raise cli.FlagError(f"--data_format must be one of {sorted(EXTENSIONS)}, got {options.data_format!r}")
     if options.has_header not in ("auto", "true", "false"):
       raise cli.FlagError(f"--has_header must be auto, true or false, got {options.has_header!r}")
+    if options.task_type not in TASK_TYPES:
+      raise cli.FlagError(f"--task_type must be one of {list(TASK_TYPES)}, got {options.task_type!r}")
     if not options.text_a_column or not options.label_column:
       raise cli.FlagError("--text_a_column and --label_column must name a column")
     self.options = options
@@ -64,7 +70,7 @@ class GenericTask(ClassificationTask):
     self.split_files = {split: tuple(split + ext for ext in EXTENSIONS[options.data_format])
                         for split in ("train", "dev", "test")}
     self._labels = None
-    reader_class = _TsvReader if options.data_format == "tsv" else _JsonReader
+    reader_class = {"tsv": _TsvReader, "csv": _CsvReader, "jsonl": _JsonReader}[options.data_format]
     self._reader = reader_class(self)
 
   @property
@@ -133,6 +139,14 @@ class _TsvReader(DelimitedTask):
       raise DataFileError(f"{path}: column index {too_far[0]} is past the {len(first_row)} columns of "
                           "the first row (indexes are 0-based)")
     return Layout(text_a=index[0], text_b=index[1], label=index[2], header=header)
+
+
+class _CsvReader(_TsvReader):
+  """Reads the generic task's comma-separated files: quoted fields may hold commas, quotes, newlines."""
+  delimiter = ","
+
+  def _records(self, path):
+    return iter_csv_records(path)
 
 
 class _JsonReader(JsonLinesTask):
