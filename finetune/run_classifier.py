@@ -7,9 +7,11 @@ Flags keep the release's names (run.xnli.sh runs unchanged, and its --rand_seed 
       --do_train --do_eval --max_seq_length=128 --train_batch_size=64 --learning_rate=6e-5 \
       --num_train_epochs=2 --output_dir=/tmp/xnli
 
-Tasks: see finetune/classification/tasks (`--task_name=generic` reads your own tsv/jsonl files). Writes
-to --output_dir: checkpoints, label_list.json, eval_results.txt and eval_history.json (every checkpoint scored, the best
-named), test_results.tsv (--do_predict).
+Tasks: see finetune/classification/tasks (`--task_name=generic` reads your own tsv/csv/jsonl files, with
+`--task_type=regression` a number per example; stsb_zh is a regression task). Writes to --output_dir:
+checkpoints, label_list.json, eval_results.txt and eval_history.json (every checkpoint scored, the best
+named), test_results.tsv (--do_predict), and what `python -m finetune.classification.predict` needs
+(finetune/core/model_dir.py).
 """
 
 import functools
@@ -17,7 +19,7 @@ import functools
 from absl import app, flags, logging
 
 from finetune.classification.runner import ClassifierRunConfig, run
-from finetune.classification.tasks import TASKS, GenericOptions
+from finetune.classification.tasks import TASK_TYPES, TASKS, GenericOptions
 from finetune.core import run_config
 from finetune.core import runner as runner_lib
 from mobilebert import cli
@@ -78,7 +80,12 @@ flags.DEFINE_bool("activation_quantization", _DEFAULT("activation_quantization")
 flags.DEFINE_integer("log_every_n_steps", _DEFAULT("log_every_n_steps"),
                      "Log examples/s and ETA every this many steps.")
 # --task_name=generic: the user's own files.
-flags.DEFINE_enum("data_format", "tsv", ["tsv", "jsonl"], "generic: train/dev/test .tsv or .jsonl.")
+flags.DEFINE_enum("data_format", "tsv", ["tsv", "csv", "jsonl"],
+                  "generic: train/dev/test .tsv, .csv (quoted fields may hold commas and newlines) or "
+                  ".jsonl.")
+flags.DEFINE_enum("task_type", GenericOptions._field_defaults["task_type"], list(TASK_TYPES),
+                  "generic: classification (a label per example) or regression (a number per "
+                  "example: MSE loss, Pearson and Spearman correlation, best checkpoint by Spearman).")
 flags.DEFINE_string("text_a_column", "text_a", "generic: first text column (0-based index or name).")
 flags.DEFINE_string("text_b_column", "", "generic: second text column for pair tasks; empty: single.")
 flags.DEFINE_string("label_column", "label", "generic: label column (0-based index or name).")
@@ -93,7 +100,8 @@ def config_from_flags(flag_values):
   generic = GenericOptions(
       data_format=flag_values.data_format, text_a_column=flag_values.text_a_column,
       text_b_column=flag_values.text_b_column, label_column=flag_values.label_column,
-      has_header=flag_values.has_header, labels=tuple(flag_values.labels))
+      has_header=flag_values.has_header, labels=tuple(flag_values.labels),
+      task_type=flag_values.task_type)
   return run_config.config_from_flags(ClassifierRunConfig, flag_values, generic=generic)
 
 
@@ -101,8 +109,8 @@ def main(argv):
   del argv
   report = runner_lib.run_entry_point("run_classifier", lambda: config_from_flags(FLAGS), run)
   if report.best:
-    logging.info("best checkpoint %s: accuracy %.4f", report.best["checkpoint"],
-                 report.best["accuracy"])
+    logging.info("best checkpoint %s: %s %.4f", report.best["checkpoint"], report.selected_by,
+                 report.best[report.selected_by])
 
 
 if __name__ == "__main__":

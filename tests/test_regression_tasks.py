@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from finetune import prepare_stsb_zh
-from finetune.tasks import (REGRESSION, BadRowError, DataFileError, GenericOptions, RegressionScorer,
-                            create_task, pearson, spearman)
-from finetune.tasks.regression_scoring import average_ranks, best_score
+from finetune.classification.tasks import (REGRESSION, BadRowError, DataFileError, GenericOptions,
+                                           RegressionScorer, create_task, pearson, spearman)
+from finetune.classification.tasks.regression_scoring import average_ranks
+from finetune.core.checkpoint_scoring import score_order
 
 ROOT = Path(__file__).resolve().parents[1]
 STSB = ROOT / "data" / "stsb_zh"
@@ -42,7 +43,7 @@ def test_constant_input_gives_nan_and_ranks_last():
   assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
   assert math.isnan(spearman([1, 2, 3], [2, 2, 2]))
   assert math.isnan(pearson([1], [1]))
-  assert best_score(math.nan) < best_score(-1.0)
+  assert score_order(math.nan) < score_order(-1.0)
   with pytest.raises(ValueError, match="3 values against 2"):
     pearson([1, 2, 3], [1, 2])
 

@@ -11,17 +11,20 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from finetune.classification.tasks.base import CLASSIFICATION, REGRESSION
 from finetune.core import records
 from mobilebert import cli
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
 _LOGGED_EXAMPLES = 3
+# The record's label: a class index, or the number a regression task predicts.
+LABEL_FEATURES = {CLASSIFICATION: ("label_ids", tf.int64), REGRESSION: ("label_values", tf.float32)}
 
 
 class InputFeatures(NamedTuple):
-  """One example as model input; lists of length max_seq_length. Padding examples have
-  is_real_example 0 and are never scored."""
+  """One example as model input; lists of length max_seq_length. `label_id` is the class index, or the
+  target (float) of a regression task. Padding examples have is_real_example 0 and are never scored."""
   input_ids: list
   input_mask: list
   segment_ids: list
@@ -61,7 +64,8 @@ def min_seq_length(is_pair):
 def convert_example(example, label_map, max_seq_length, tokenizer):
   """InputExample -> InputFeatures: `[CLS] a [SEP]` (segment 0) `b [SEP]` (segment 1), zero-padded.
 
-  An example without a label (prediction) gets label_id 0; its label is never used.
+  An example without a label (prediction) gets label_id 0; its label is never used. label_map is None
+  for a regression task: the label is the target number.
   """
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b is not None else []
@@ -80,7 +84,8 @@ def convert_example(example, label_map, max_seq_length, tokenizer):
       input_ids=input_ids + padding,
       input_mask=[1] * len(input_ids) + padding,
       segment_ids=segment_ids + padding,
-      label_id=label_map[example.label] if example.label is not None else 0)
+      label_id=(0 if example.label is None else float(example.label) if label_map is None
+                else label_map[example.label]))
 
 
 def padding_features(max_seq_length):
@@ -89,22 +94,23 @@ def padding_features(max_seq_length):
   return InputFeatures(zeros, zeros, zeros, 0, is_real_example=0)
 
 
-def feature_spec(seq_length):
+def feature_spec(seq_length, task_type=CLASSIFICATION):
   """The TFRecord schema, declared once for writing and reading (padding records are all zeros:
-  is_real_example 0)."""
+  is_real_example 0). The label is `label_ids` (int64), or `label_values` (float32) for regression."""
+  label_name, label_dtype = LABEL_FEATURES[task_type]
   return collections.OrderedDict([
       ("input_ids", tf.io.FixedLenFeature([seq_length], tf.int64)),
       ("input_mask", tf.io.FixedLenFeature([seq_length], tf.int64)),
       ("segment_ids", tf.io.FixedLenFeature([seq_length], tf.int64)),
-      ("label_ids", tf.io.FixedLenFeature([], tf.int64)),
+      (label_name, tf.io.FixedLenFeature([], label_dtype)),
       ("is_real_example", tf.io.FixedLenFeature([], tf.int64)),
   ])
 
 
-def _serialize(spec, features):
+def _serialize(spec, features, label_name="label_ids"):
   return records.serialize(spec, {
       "input_ids": features.input_ids, "input_mask": features.input_mask,
-      "segment_ids": features.segment_ids, "label_ids": features.label_id,
+      "segment_ids": features.segment_ids, label_name: features.label_id,
       "is_real_example": features.is_real_example})
 
 
@@ -143,8 +149,9 @@ def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_l
 
 def _featurize(task, split, examples, tokenizer, max_seq_length):
   """Serialized records of the examples, logging the first few and the progress."""
-  label_map = {label: i for i, label in enumerate(task.labels)}
-  spec = feature_spec(max_seq_length)
+  label_map = (None if task.task_type == REGRESSION
+               else {label: i for i, label in enumerate(task.labels)})
+  spec = feature_spec(max_seq_length, task.task_type)
   start = time.time()
   for index, example in enumerate(examples):
     features = convert_example(example, label_map, max_seq_length, tokenizer)
@@ -154,16 +161,16 @@ def _featurize(task, split, examples, tokenizer, max_seq_length):
     if index and index % 20000 == 0:
       logging.info("featurized %d/%d %s examples (%.0f examples/s)", index, len(examples), split,
                    index / (time.time() - start))
-    yield _serialize(spec, features)
+    yield _serialize(spec, features, LABEL_FEATURES[task.task_type][0])
   logging.info("%s %s: featurized %d examples in %.1fs", task.name, split, len(examples),
                time.time() - start)
 
 
 def input_fn_builder(input_file, seq_length, is_training, num_examples, pad_to_batch_size=None,
-                     seed=None, start_example=0):
+                     seed=None, start_example=0, task_type=CLASSIFICATION):
   """The shared input_fn (finetune/core/records.py) over a cached split of this schema."""
-  return records.input_fn_builder(input_file, feature_spec(seq_length), is_training, num_examples,
-                                  pad_to_batch_size, seed, start_example)
+  return records.input_fn_builder(input_file, feature_spec(seq_length, task_type), is_training,
+                                  num_examples, pad_to_batch_size, seed, start_example)
 
 
 def score_with_predict_fn(task, examples, tokenizer, max_seq_length, predict_fn, scorer,

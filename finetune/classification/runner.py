@@ -17,9 +17,11 @@ from absl import logging
 
 from finetune.classification import features as features_lib
 from finetune.classification import head as head_lib
+from finetune.classification import regression_head
 from finetune.classification import tflite as classification_tflite
-from finetune.classification.tasks import GenericOptions, create_task
-from finetune.core import checkpoint_scoring, runner as runner_lib
+from finetune.classification.tasks import REGRESSION, GenericOptions, create_task
+from finetune.classification.tasks.scoring import ClassificationScorer
+from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
 from finetune.core.run_config import FinetuneRunConfig
 from mobilebert import atomic_io, cli
@@ -27,7 +29,11 @@ from mobilebert.run_config import Runner
 
 LABEL_FILE = "label_list.json"
 PREDICTIONS = "test_results.tsv"
-BEST_METRIC = "accuracy"  # selects the best checkpoint (--predict_checkpoint=best, the TFLite export)
+# Selects the best checkpoint (--predict_checkpoint=best, the TFLite export); a regression task's scorer
+# names its own (Spearman).
+BEST_METRIC = ClassificationScorer.best_metric
+# Per task type: the PREDICT outputs that hold (gold label, model output) for the scorer.
+_SCORED_OUTPUTS = {REGRESSION: ("label_values", "predictions")}
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -68,6 +74,7 @@ class RunReport(NamedTuple):
   eval_history: list
   best: Optional[dict]
   predictions_file: Optional[str]
+  selected_by: str = BEST_METRIC  # the metric that picked `best`
 
 
 def check_label_list(output_dir, task):
@@ -84,11 +91,16 @@ def check_label_list(output_dir, task):
   return path
 
 
-def predict_split(runner, split, max_seq_length, batch_size, checkpoint):
-  """(label_ids [N], log_probs [N, C]) for the real examples of a cached split, in file order."""
-  predictions = runner_lib.predict_records(
-      runner, split.path, features_lib.feature_spec(max_seq_length), split.num_examples, batch_size,
-      checkpoint, real_field="is_real_example")
+def predict_split(runner, split, max_seq_length, batch_size, checkpoint, task_type=None):
+  """(label_ids [N], log_probs [N, C]) for the real examples of a cached split, in file order; for a
+  regression task (targets [N], predictions [N])."""
+  spec = features_lib.feature_spec(max_seq_length, *([task_type] if task_type else []))
+  predictions = runner_lib.predict_records(runner, split.path, spec, split.num_examples, batch_size,
+                                           checkpoint, real_field="is_real_example")
+  if task_type in _SCORED_OUTPUTS:
+    gold, output = _SCORED_OUTPUTS[task_type]
+    return (np.array([float(p[gold]) for p in predictions]),
+            np.array([float(p[output]) for p in predictions]))
   return (np.array([int(p["label_ids"]) for p in predictions]),
           np.array([p["log_probs"] for p in predictions]))
 
@@ -96,7 +108,7 @@ def predict_split(runner, split, max_seq_length, batch_size, checkpoint):
 def score_checkpoint(runner, task, split, config, split_name, path):
   """One history entry: the task scorer's results for checkpoint `path` on the cached split."""
   label_ids, log_probs = predict_split(runner, split, config.max_seq_length, config.eval_batch_size,
-                                       path)
+                                       path, task.task_type)
   scorer = task.scorer()
   scorer.update(label_ids, log_probs)
   results = checkpoint_scoring.history_entry(scorer.results(), path, split_name, split.path)
@@ -106,7 +118,12 @@ def score_checkpoint(runner, task, split, config, split_name, path):
 
 
 def write_predictions(path, task, guids, log_probs):
-  """test_results.tsv: guid, predicted label, its display name, then one probability column a label."""
+  """test_results.tsv: guid, predicted label, its display name, then one probability column a label;
+  for a regression task guid and the predicted value (`log_probs` are then the predictions [N])."""
+  if task.task_type == REGRESSION:
+    rows = ["guid\tprediction"] + [f"{guid}\t{value:.6f}" for guid, value in zip(guids, log_probs)]
+    atomic_io.write_text(path, "\n".join(rows) + "\n")
+    return
   names = task.label_display_names()
   rows = ["\t".join(["guid", "prediction", "prediction_name"] + task.labels)]
   for guid, row in zip(guids, np.exp(log_probs)):
@@ -135,6 +152,9 @@ def run(config):
   task = create_task(config.task_name, config.data_dir, config.skip_bad_rows,
                      config.generic._replace(label_file=label_file))
   check_label_list(output_dir, task)
+  if task.task_type == REGRESSION and (config.lite_model_path or config.use_post_quantization):
+    raise cli.FlagError(f"--lite_model_path / --use_post_quantization score classifiers; task "
+                        f"{task.name} is a regression task")
   _check_seq_length(config, task)
 
   def featurize(split, require_labels=True):
@@ -152,7 +172,7 @@ def run(config):
   scores_checkpoints = config.do_eval and not (config.lite_model_path and
                                                not config.use_post_quantization)
   runner = Runner(config.run, model_fn_builder(config.encoder_settings(bert_config),
-                                               head_lib.head(len(task.labels), bert_config),
+                                               _head(task, bert_config),
                                                config.train_settings(num_train_steps,
                                                                      num_warmup_steps)))
 
@@ -165,8 +185,14 @@ def run(config):
   if scores_checkpoints and config.do_train and not config.run.use_tpu:
     scorer = checkpoint_scoring.ScoreEachCheckpoint(output_dir, score)
   if config.do_train:
-    atomic_io.write_text(label_file, json.dumps({"task": task.name, "labels": task.labels},
-                                             ensure_ascii=False) + "\n")
+    label_record = {"task": task.name, "labels": task.labels}
+    if task.task_type == REGRESSION:  # classification label files stay as they were
+      label_record["task_type"] = task.task_type
+    atomic_io.write_text(label_file, json.dumps(label_record, ensure_ascii=False) + "\n")
+    model_dir.write_model_dir(output_dir, task.task_type, config.bert_config_file, config.vocab_file,
+                              config.max_seq_length, config.do_lower_case, task=task.name,
+                              labels=task.labels, is_pair=task.is_pair,
+                              label_names=task.label_display_names())
     expected = num_train_steps // max(config.run.save_checkpoints_steps, 1) + 1
     if scorer is None and 0 < config.run.keep_checkpoint_max < expected:
       logging.warning("about %d checkpoints will be written but --keep_checkpoint_max=%d keeps only "
@@ -176,17 +202,19 @@ def run(config):
     logging.info("training %s: %d examples, batch %d, %d steps (%d warm-up)", task.name,
                  train_split.num_examples, config.train_batch_size, num_train_steps, num_warmup_steps)
     runner_lib.train(runner, config, train_split.path,
-                     features_lib.feature_spec(config.max_seq_length), train_split.num_examples,
+                     features_lib.feature_spec(config.max_seq_length, task.task_type),
+                     train_split.num_examples,
                      num_train_steps, [scorer] if scorer else None)
 
   history, best, best_kept = [], None, None
+  metric = task.scorer().best_metric
   if config.do_eval:
     if scores_checkpoints:
       history, best, best_kept = checkpoint_scoring.evaluate_checkpoints(
-          score, output_dir, eval_split.path, BEST_METRIC, scorer.scored if scorer else ())
-      checkpoint_scoring.write_eval_results(output_dir, history, best, best_kept, BEST_METRIC)
+          score, output_dir, eval_split.path, metric, scorer.scored if scorer else ())
+      checkpoint_scoring.write_eval_results(output_dir, history, best, best_kept, metric)
       logging.info("best %s checkpoint of %d scored: %s (%s %.4f)", split_name, len(history),
-                   best["checkpoint"], BEST_METRIC, best[BEST_METRIC])
+                   best["checkpoint"], metric, best[metric])
     if config.lite_model_path or config.use_post_quantization:
       _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize)
 
@@ -196,10 +224,16 @@ def run(config):
     checkpoint = runner_lib.predict_checkpoint(config, can_select_best=True)
     logging.info("predicting %d test examples with %s", split.num_examples, checkpoint)
     _, log_probs = predict_split(runner, split, config.max_seq_length, config.predict_batch_size,
-                                 checkpoint)
+                                 checkpoint, task.task_type)
     predictions_file = os.path.join(output_dir, PREDICTIONS)
     write_predictions(predictions_file, task, split.guids, log_probs)
-  return RunReport(num_train_steps, history, best, predictions_file)
+  return RunReport(num_train_steps, history, best, predictions_file, metric)
+
+
+def _head(task, bert_config):
+  if task.task_type == REGRESSION:
+    return regression_head.head(bert_config)
+  return head_lib.head(len(task.labels), bert_config)
 
 
 def _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize):

@@ -11,6 +11,7 @@ what --predict_checkpoint=best and --use_post_quantization use.
 """
 
 import json
+import math
 import os
 
 import tensorflow.compat.v1 as tf
@@ -66,9 +67,16 @@ def _earlier_entries(output_dir, eval_records):
   return [e for e in entries if isinstance(e, dict) and e.get("eval_records") == eval_records]
 
 
+def score_order(value):
+  """A sort key for a metric where higher is better: NaN (an undefined score, e.g. a correlation of
+  constant predictions) ranks below every number."""
+  return -math.inf if value is None or math.isnan(value) else value
+
+
 def _best(history, selected_by):
   # Earliest checkpoint wins ties: fewer steps, same score.
-  return max(history, key=lambda r: (r[selected_by], -r["global_step"])) if history else None
+  return (max(history, key=lambda r: (score_order(r[selected_by]), -r["global_step"])) if history
+          else None)
 
 
 def evaluate_checkpoints(score_fn, output_dir, eval_records, selected_by, scored_this_run=()):

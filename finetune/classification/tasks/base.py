@@ -14,12 +14,11 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune.classification.tasks.scoring import ClassificationScorer
+from finetune.core.model_dir import CLASSIFICATION, REGRESSION
 from mobilebert import cli
 
 SPLITS = ("train", "dev", "test")
-# What a task predicts: one of its labels, or a real number (regression; finetune/tasks/regression.py).
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
+# What a task predicts: one of its labels, or a real number (regression; tasks/regression.py).
 TASK_TYPES = (CLASSIFICATION, REGRESSION)
 
 # Values that, found in the label column of a file's first row, mark that row as a header. Anything else

@@ -2,7 +2,7 @@
 
 A field in double quotes may hold commas, newlines and doubled quotes (`""`); one record can then span
 several lines, and errors name the line the record starts on. Unlike the weibo/shopping readers (the
-release's unquoted `label,review` files, finetune/tasks/chinese.py), a quote here is syntax, not text.
+release's unquoted `label,review` files, tasks/chinese.py), a quote here is syntax, not text.
 """
 
 import csv

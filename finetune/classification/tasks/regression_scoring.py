@@ -2,7 +2,8 @@
 
 Spearman is Pearson on ranks, with tied values given the mean of the ranks they span (as
 scipy.stats.spearmanr does). A correlation with a constant side is undefined: it is reported as NaN, not
-0, so a collapsed model cannot pass for an uncorrelated one; `best_score` orders NaN below every number.
+0, so a collapsed model cannot pass for an uncorrelated one (checkpoint selection ranks NaN last,
+finetune/core/checkpoint_scoring.py).
 """
 
 import math
@@ -47,11 +48,6 @@ def pearson(x, y):
 def spearman(x, y):
   """Spearman rank correlation (ties averaged) of two [N] sequences; NaN if either is constant."""
   return pearson(average_ranks(x), average_ranks(y))
-
-
-def best_score(value):
-  """A sort key for checkpoint selection: NaN (an undefined correlation) ranks below every number."""
-  return -math.inf if value is None or math.isnan(value) else value
 
 
 class RegressionScorer:

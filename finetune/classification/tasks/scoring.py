@@ -11,6 +11,7 @@ class ClassificationScorer:
     scorer.update(label_ids, log_probs)      # [B] int, [B, C] float
     scorer.results()  # {"accuracy": ..., "loss": ..., "macro_f1": ..., "num_examples": ...}
   """
+  best_metric = "accuracy"  # what picks the best checkpoint
 
   def __init__(self, labels, report_macro_f1=False):
     self.labels = list(labels)
