@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional
 from absl import logging
 
 from finetune import cmrc2018_evaluate
-from finetune.core import runner as runner_lib
+from finetune.core import model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
 from finetune.core.run_config import FinetuneRunConfig
 from finetune.span import data as span_data
@@ -119,6 +119,11 @@ def run(config):
                                                config.train_settings(num_train_steps,
                                                                      num_warmup_steps)))
   if config.do_train:
+    model_dir.write_model_dir(
+        output_dir, model_dir.SPAN, config.bert_config_file, config.vocab_file, config.max_seq_length,
+        config.do_lower_case, doc_stride=config.doc_stride, max_query_length=config.max_query_length,
+        n_best_size=config.n_best_size, max_answer_length=config.max_answer_length,
+        convert_traditional=config.convert_traditional)
     logging.info("training: %d features, batch %d, %d steps (%d warm-up)", train_records.num_features,
                  config.train_batch_size, num_train_steps, num_warmup_steps)
     runner_lib.train(runner, config, train_records.path,
