@@ -44,12 +44,16 @@ COMMON=(--task_name=stsb_zh --data_dir="$DATA_DIR" --output_dir="$MODEL_DIR"
   --keep_checkpoint_max=20 --log_every_n_steps=50 --rand_seed=12345 \
   "$@"
 # Test, once, with the checkpoint dev chose (its own folder, so dev's eval_history.json stays as it is).
-BEST="$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_kept"]["checkpoint"])' \
-  "$MODEL_DIR/eval_history.json")"
+# The folder's checkpoint state file names that one checkpoint only (TF writes it atomically).
 TEST_DIR="$MODEL_DIR/test_scores"
-mkdir -p "$TEST_DIR"
-printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$BEST" "$BEST" \
-  > "$TEST_DIR/checkpoint"
+"$PYTHON" - "$MODEL_DIR/eval_history.json" "$TEST_DIR" <<'PY'
+import json, sys
+import tensorflow.compat.v1 as tf
+with open(sys.argv[1], encoding="utf-8") as f:
+  best = json.load(f)["best_kept"]["checkpoint"]
+tf.io.gfile.makedirs(sys.argv[2])
+tf.train.update_checkpoint_state(sys.argv[2], best, [best])
+PY
 "$PYTHON" -m finetune.run_classifier "${COMMON[@]}" --output_dir="$TEST_DIR" \
   --tfrecord_dir="$MODEL_DIR" --do_eval=True --do_test=True "$@"
 echo "dev (best checkpoint):"

@@ -2,6 +2,9 @@
 by dev Spearman, predictions), the files prediction needs, and the regression flag errors."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +132,20 @@ def test_generic_regression_from_csv_trains(tmp_path):
                                   do_train=True, do_eval=True, num_train_steps=2, train_batch_size=2,
                                   eval_batch_size=2))
   assert report.selected_by == "spearman" and report.eval_history[-1]["num_examples"] == 2
+
+
+def test_demo_script_trains_picks_by_dev_and_scores_test_once(stsb_slice, tmp_path):
+  env = dict(os.environ, PYTHON=sys.executable, TF_CPP_MIN_LOG_LEVEL="2", DATA_DIR=str(stsb_slice),
+             MODEL_DIR=str(tmp_path / "demo"), MAX_SEQ_LENGTH="24", SAVE_CHECKPOINTS_STEPS="2")
+  result = subprocess.run(["bash", str(ROOT / "run_scripts" / "demo_stsb_cpu.sh"),
+                           "--num_train_steps=4", "--train_batch_size=8"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  history = json.loads((tmp_path / "demo" / "eval_history.json").read_text())
+  assert [e["global_step"] for e in history["checkpoints"]] == [0, 2, 4]
+  assert all(e["split"] == "dev" for e in history["checkpoints"])
+  test = json.loads((tmp_path / "demo" / "test_scores" / "eval_history.json").read_text())
+  # Only the checkpoint dev chose is scored on test.
+  assert [e["checkpoint"] for e in test["checkpoints"]] == [history["best_kept"]["checkpoint"]]
+  assert test["checkpoints"][0]["split"] == "test" and test["checkpoints"][0]["num_examples"] == 10
+  assert "test (that checkpoint, scored once):" in result.stdout
