@@ -1,10 +1,11 @@
-"""A task for users' own data: tab-separated, comma-separated or JSON-lines files, single sentences or pairs.
+"""A task for users' own data: tab-separated, comma-separated or JSON-lines files, single texts or pairs.
 
 Files are `train`, `dev`, `test` with extension .tsv/.txt (tsv), .csv (csv, quoted fields allowed) or
 .jsonl/.json (jsonl) in data_dir. Columns (tsv, csv) are 0-based indexes or header names; fields (jsonl)
-are keys. With task_type "regression" the label column holds a number (tasks/regression.py). Labels come from, in order:
-the `labels` option; the label file written next to a trained model (so prediction keeps the training
-order); the distinct labels of the training file (numeric order if all are integers, else sorted).
+are keys. With task_type "regression" the label column holds a number (tasks/regression.py). Labels
+come from, in order: the `labels` option; the label file written next to a trained model (so prediction
+keeps the training order); the distinct labels of the training file (numeric order if all are
+integers, else sorted).
 """
 
 import json
