@@ -64,8 +64,8 @@ flags.DEFINE_float("weight_decay_rate", _DEFAULT("weight_decay_rate"),
 flags.DEFINE_bool("skip_bad_rows", _DEFAULT("skip_bad_rows"),
                   "Skip and count malformed rows instead of stopping at the first one.")
 flags.DEFINE_string("predict_checkpoint", _DEFAULT("predict_checkpoint"),
-                    "Checkpoint for --do_predict: latest, best (by dev accuracy, needs --do_eval) or a "
-                    "path.")
+                    "Checkpoint for --do_predict: latest, best (by dev accuracy, or Spearman for a "
+                    "regression task; needs --do_eval) or a path.")
 flags.DEFINE_string("lite_model_path", _DEFAULT("lite_model_path"),
                     "With --do_eval: score the eval split with this TFLite model (with "
                     "--use_post_quantization: where the int8 export is written; default "

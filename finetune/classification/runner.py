@@ -45,7 +45,7 @@ class ClassifierRunConfig(FinetuneRunConfig):
   do_test: bool = False  # the release's: --do_eval scores the (labelled) test split instead of dev
   eval_batch_size: int = 8
   skip_bad_rows: bool = False
-  predict_checkpoint: str = "latest"  # "latest", "best" (by dev accuracy) or a checkpoint path
+  predict_checkpoint: str = "latest"  # "latest", "best" (by the dev metric) or a checkpoint path
   lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
   use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
   activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
