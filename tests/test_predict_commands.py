@@ -167,3 +167,14 @@ def test_predict_errors_are_one_line(span_dir, sentiment_dir, tmp_path):
     assert result.returncode == cli.EXIT_USER_ERROR, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert fragment in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+
+
+def test_model_dir_settings_errors_name_the_file(tmp_path):
+  (tmp_path / model_dir.SETTINGS_FILE).write_text("{not json", encoding="utf-8")
+  with pytest.raises(cli.DataError, match="not a settings file of a fine-tuning run"):
+    model_dir.read_model_dir(str(tmp_path))
+  (tmp_path / model_dir.SETTINGS_FILE).write_text(json.dumps(
+      {"kind": "regression", "settings": {}, "max_seq_length": 8, "do_lower_case": True,
+       "bert_config_file": "bert_config.json", "vocab_file": "vocab.txt"}), encoding="utf-8")
+  with pytest.raises(cli.DataError, match=r"bert_config\.json not found: .* names it as the model's config"):
+    model_dir.read_model_dir(str(tmp_path))

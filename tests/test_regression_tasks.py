@@ -172,3 +172,11 @@ def test_csv_that_is_not_utf8_names_the_line(tmp_path):
   options = GenericOptions(data_format="csv", text_a_column="review", label_column="label")
   with pytest.raises(BadRowError, match=r"train\.csv:3: not UTF-8 text"):
     create_task("generic", str(tmp_path), generic_options=options).get_examples("train")
+
+
+def test_prepare_names_a_malformed_release_row(tmp_path):
+  (tmp_path / "train.tsv").write_text("a\tb\t1\nno score here\n", encoding="utf-8")
+  (tmp_path / "valid.tsv").write_text("a\tb\t1\n", encoding="utf-8")
+  with pytest.raises(ValueError, match=r"train\.tsv:2: expected text_a, text_b, score .* found 1"):
+    prepare_stsb_zh.prepare(str(tmp_path), str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()
