@@ -19,7 +19,7 @@ from finetune.classification import features as features_lib
 from finetune.classification import head as head_lib
 from finetune.classification import regression_head
 from finetune.classification import tflite as classification_tflite
-from finetune.classification.tasks import REGRESSION, GenericOptions, create_task
+from finetune.classification.tasks import CLASSIFICATION, REGRESSION, GenericOptions, create_task
 from finetune.classification.tasks.scoring import ClassificationScorer
 from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
@@ -91,10 +91,10 @@ def check_label_list(output_dir, task):
   return path
 
 
-def predict_split(runner, split, max_seq_length, batch_size, checkpoint, task_type=None):
+def predict_split(runner, split, max_seq_length, batch_size, checkpoint, task_type=CLASSIFICATION):
   """(label_ids [N], log_probs [N, C]) for the real examples of a cached split, in file order; for a
   regression task (targets [N], predictions [N])."""
-  spec = features_lib.feature_spec(max_seq_length, *([task_type] if task_type else []))
+  spec = features_lib.feature_spec(max_seq_length, task_type)
   predictions = runner_lib.predict_records(runner, split.path, spec, split.num_examples, batch_size,
                                            checkpoint, real_field="is_real_example")
   if task_type in _SCORED_OUTPUTS:
