@@ -149,3 +149,26 @@ def test_demo_script_trains_picks_by_dev_and_scores_test_once(stsb_slice, tmp_pa
   assert [e["checkpoint"] for e in test["checkpoints"]] == [history["best_kept"]["checkpoint"]]
   assert test["checkpoints"][0]["split"] == "test" and test["checkpoints"][0]["num_examples"] == 10
   assert "test (that checkpoint, scored once):" in result.stdout
+
+
+def test_regression_head_loss_is_the_mean_squared_error_of_its_predictions():
+  from finetune.classification import regression_head
+  from finetune.core import model as model_lib
+  from mobilebert.config import BertConfig
+  config = BertConfig.from_json_file(TINY)
+  with tf.Graph().as_default():
+    ids = tf.constant([[2, 5, 6, 3, 0], [2, 7, 3, 0, 0]], tf.int32)
+    targets = tf.constant([4.5, 0.5])
+    features = {"input_ids": ids, "input_mask": tf.cast(ids > 0, tf.int32),
+                "segment_ids": tf.zeros_like(ids), "label_values": targets,
+                "is_real_example": tf.ones([2], tf.int32)}
+    outputs = model_lib.create_model(model_lib.EncoderSettings(config),
+                                     regression_head.head(config), False, features)
+    assert outputs.logits.shape.as_list() == [2, 1] and outputs.loss.op.name == "loss/regression_loss"
+    names = {v.name.split(":")[0] for v in tf.global_variables()}
+    assert {"output_weights", "output_bias"} <= names  # the classifier's names, one output
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      logits, predictions, loss = session.run([outputs.logits, outputs.predictions, outputs.loss])
+  np.testing.assert_allclose(predictions, logits[:, 0])
+  assert loss == pytest.approx(np.mean((predictions - [4.5, 0.5]) ** 2), rel=1e-6)
