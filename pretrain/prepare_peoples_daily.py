@@ -62,8 +62,9 @@ def _is_parenthetical(words):
   return len(words) >= 2 and words[0] == "（" and words[-1] == "）"
 
 
-def group_documents(tagged_lines):
-  """Documents (lists of sentences) from the tagged paragraphs, in corpus order."""
+def group_paragraphs(tagged_lines):
+  """Documents as lists of their (non-blank) tagged lines, in corpus order: the document rule in one
+  place, so the tagging data (finetune/tagging) holds out exactly the documents pretraining does."""
   documents = []
   previous_was_text = True
   for line in tagged_lines:
@@ -74,10 +75,16 @@ def group_documents(tagged_lines):
     starts_article = not is_text and previous_was_text and not _is_parenthetical(words)
     if starts_article or not documents:
       documents.append([])
-    documents[-1].extend(split_sentences(words))
+    documents[-1].append(line)
     if not _is_parenthetical(words):
       previous_was_text = is_text
   return documents
+
+
+def group_documents(tagged_lines):
+  """Documents (lists of sentences) from the tagged paragraphs, in corpus order."""
+  return [[sentence for line in lines for sentence in split_sentences(strip_tags(line))]
+          for lines in group_paragraphs(tagged_lines)]
 
 
 def split_heldout(documents, fraction, seed):
