@@ -1,0 +1,1 @@
+"""Token tagging (BIO named entities): data, alignment to word pieces, head, scoring, predictions."""
