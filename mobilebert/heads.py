@@ -54,3 +54,30 @@ def next_sentence_logits(config, pooled_output):
     output_bias = tf.get_variable("output_bias", [2], initializer=tf.zeros_initializer())
     logits = tf.matmul(pooled_output, tf.cast(output_weights, pooled_output.dtype), transpose_b=True)
     return tf.nn.bias_add(logits, tf.cast(output_bias, pooled_output.dtype))
+
+
+TAGGING_SCOPE = "tagging"
+
+
+def token_tagging_logits(sequence_output, num_tags, initializer_range=0.02):
+  """[B, T, L] logits of a tag for every token (fine-tuned token tagging, e.g. BIO named entities).
+
+  The weights are `tagging/output_weights` [L, H] ([out, in], like the classifier's) and
+  `tagging/output_bias` [L]; the export graph finds the head by these names.
+
+  Args:
+    sequence_output: [B, T, H].
+    num_tags: L.
+  """
+  batch_size, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
+  with tf.variable_scope(TAGGING_SCOPE):
+    output_weights = tf.get_variable(
+        "output_weights", [num_tags, hidden_size],
+        initializer=layers.create_initializer(initializer_range))
+    output_bias = tf.get_variable("output_bias", [num_tags], initializer=tf.zeros_initializer())
+    # A plain matmul over [B*T, H] rather than an einsum: the TFLite converter maps it to one
+    # FULLY_CONNECTED op that int8 quantization handles.
+    flat = tf.reshape(sequence_output, [-1, hidden_size])
+    logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
+    logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
+    return tf.reshape(logits, [batch_size, seq_length, num_tags])

@@ -1,8 +1,9 @@
 """The inference graph every export and fill-mask run: BertModel plus whichever heads a checkpoint has.
 
 A checkpoint's heads are read from its variable names: `cls/predictions/*` (masked LM),
-`cls/seq_relationship/*` (next sentence), and the fine-tuned classifier's top-level `output_weights`
-[num_labels, H] / `output_bias` [num_labels] (logits = pooled @ W^T + b, as in run_classifier.py).
+`cls/seq_relationship/*` (next sentence), the fine-tuned classifier's top-level `output_weights`
+[num_labels, H] / `output_bias` [num_labels] (logits = pooled @ W^T + b, as in run_classifier.py), and
+the token tagger's `tagging/output_weights` [num_tags, H] (a tag for every token, run_tagging.py).
 Weights are loaded strictly: every graph variable must be in the checkpoint with its shape (there is
 no --skip_mismatched_variables here: an inference graph with random weights is never wanted). 16-bit
 checkpoints written by strip_checkpoint are cast up to float32.
@@ -24,8 +25,8 @@ INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 # fake_quantized: the checkpoint was fine-tuned with --use_quantized_training; its graph has the
 # fake-quant nodes (and their learned ranges), and the TFLite converter reads them.
 CheckpointHeads = collections.namedtuple(
-    "CheckpointHeads", ["masked_lm", "next_sentence", "num_labels", "fake_quantized"],
-    defaults=[False])
+    "CheckpointHeads", ["masked_lm", "next_sentence", "num_labels", "fake_quantized", "num_tags"],
+    defaults=[False, None])
 
 
 class ExportError(cli.UserError, ValueError):
@@ -33,14 +34,17 @@ class ExportError(cli.UserError, ValueError):
 
 
 def detect_heads(init_checkpoint):
-  """CheckpointHeads of the checkpoint at `init_checkpoint` (num_labels None if not fine-tuned)."""
+  """CheckpointHeads of the checkpoint at `init_checkpoint` (num_labels / num_tags None if it has no
+  classifier / tagger)."""
   shapes = checkpoint_lib.list_checkpoint(init_checkpoint)
   num_labels = shapes["output_weights"][0] if "output_weights" in shapes else None
+  tagger = f"{heads_lib.TAGGING_SCOPE}/output_weights"
   return CheckpointHeads(
       masked_lm=any(n.startswith("cls/predictions/") for n in shapes),
       next_sentence=any(n.startswith("cls/seq_relationship/") for n in shapes),
       num_labels=num_labels,
-      fake_quantized=any(f"/{quantization.ACTIVATION_SCOPE}/" in n for n in shapes))
+      fake_quantized=any(f"/{quantization.ACTIVATION_SCOPE}/" in n for n in shapes),
+      num_tags=shapes[tagger][0] if tagger in shapes else None)
 
 
 def classifier_logits(config, pooled_output, num_labels):
@@ -64,7 +68,8 @@ def build_outputs(config, heads, input_ids, input_mask, segment_ids, masked_lm_p
     with_internals: also `all_encoder_layers` [L+1, B, T, H] and `all_attention_maps` [L, B, N, T, T].
   Returns:
     sequence_output [B, T, H], pooled_output [B, H]; with a classifier `logits`, `probabilities`
-    [B, num_labels]; with an NSP head `nsp_logits` [B, 2]; see above for the rest.
+    [B, num_labels]; with a tagger `tag_logits`, `tag_probabilities` [B, T, num_tags]; with an NSP
+    head `nsp_logits` [B, 2]; see above for the rest.
   """
   with quantization.fake_quantization(is_training=False, enabled=heads.fake_quantized):
     model = modeling.BertModel(config, is_training=False, input_ids=input_ids,
@@ -77,6 +82,11 @@ def build_outputs(config, heads, input_ids, input_mask, segment_ids, masked_lm_p
     logits = classifier_logits(config, model.get_pooled_output(), heads.num_labels)
     outputs["logits"] = tf.identity(logits, name="logits")
     outputs["probabilities"] = tf.nn.softmax(logits, axis=-1, name="probabilities")
+  if heads.num_tags:
+    logits = heads_lib.token_tagging_logits(model.get_sequence_output(), heads.num_tags,
+                                            config.initializer_range)
+    outputs["tag_logits"] = tf.identity(logits, name="tag_logits")
+    outputs["tag_probabilities"] = tf.nn.softmax(logits, axis=-1, name="tag_probabilities")
   if heads.masked_lm and masked_lm_positions is not None:
     outputs["mlm_logits"] = tf.identity(heads_lib.masked_lm_logits(
         config, model.get_sequence_output(), model.get_embedding_table(), masked_lm_positions),
