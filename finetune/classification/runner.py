@@ -23,7 +23,7 @@ from finetune.classification.tasks import CLASSIFICATION, REGRESSION, GenericOpt
 from finetune.classification.tasks.scoring import ClassificationScorer
 from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
-from finetune.core.run_config import FinetuneRunConfig
+from finetune.core.run_config import ScoredRunConfig
 from mobilebert import atomic_io, cli
 from mobilebert.run_config import Runner
 
@@ -37,34 +37,19 @@ _SCORED_OUTPUTS = {REGRESSION: ("label_values", "predictions")}
 
 
 @dataclasses.dataclass(kw_only=True)
-class ClassifierRunConfig(FinetuneRunConfig):
+class ClassifierRunConfig(ScoredRunConfig):
   """Everything one fine-tuning run needs (each field is the run_classifier flag of the same name)."""
   task_name: str
   data_dir: str
-  do_eval: bool = False
-  do_test: bool = False  # the release's: --do_eval scores the (labelled) test split instead of dev
-  eval_batch_size: int = 8
   skip_bad_rows: bool = False
   predict_checkpoint: str = "latest"  # "latest", "best" (by the dev metric) or a checkpoint path
-  lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
-  use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
-  activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
   generic: GenericOptions = GenericOptions()
 
   def validate(self):
-    if not (self.do_train or self.do_eval or self.do_predict):
-      raise cli.FlagError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
+    self.check_scoring()
     self.check_required("task_name", "data_dir", "vocab_file", "bert_config_file")
     self.check_positive("train_batch_size", "eval_batch_size", "predict_batch_size",
                         "max_seq_length")
-    if (self.lite_model_path or self.use_post_quantization) and not self.do_eval:
-      raise cli.FlagError("--lite_model_path / --use_post_quantization score the eval split: add "
-                          "--do_eval")
-    if not 0 <= self.warmup_proportion < 1:
-      raise cli.FlagError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
-    if self.activation_quantization and not self.use_post_quantization:
-      raise cli.FlagError("--activation_quantization selects the numerics of the "
-                          "--use_post_quantization export: add --use_post_quantization")
     self.check_training()
 
 

@@ -42,13 +42,15 @@ def score(task, split, lite_model_path, batch_size=32):
   return scorer.results()
 
 
-def write_results(output_dir, lite_model_path, results, float_results=None):
+def write_results(output_dir, lite_model_path, results, float_results=None, metric="accuracy"):
+  """eval_results_tflite.txt: the TFLite model's results, the float checkpoint's beside them and the
+  change of `metric` (also the tagger's, finetune/tagging/tflite.py)."""
   lines = [f"lite_model_path = {lite_model_path}"]
   lines += [f"{key} = {value}" for key, value in sorted(results.items())]
   if float_results:
     lines += [f"float_{key} = {value}" for key, value in sorted(float_results.items())
               if isinstance(value, float)]
-    lines.append(f"accuracy_change = {results['accuracy'] - float_results['accuracy']:.6f}")
+    lines.append(f"{metric}_change = {results[metric] - float_results[metric]:.6f}")
   path = os.path.join(output_dir, RESULTS_FILE)
   atomic_io.write_text(path, "\n".join(lines) + "\n")
   return path

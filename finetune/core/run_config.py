@@ -83,6 +83,31 @@ class FinetuneRunConfig:
         weight_decay_rate=self.weight_decay_rate, use_tpu=self.run.use_tpu)
 
 
+@dataclasses.dataclass(kw_only=True)
+class ScoredRunConfig(FinetuneRunConfig):
+  """A kind that scores every checkpoint on a labelled split, picks the best, and can score a TFLite
+  export of it (classification, tagging): these flags mean the same in each."""
+  do_eval: bool = False
+  do_test: bool = False  # the release's: --do_eval scores the (labelled) test split instead of dev
+  eval_batch_size: int = 8
+  lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
+  use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
+  activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
+
+  def check_scoring(self):
+    """Checks every scored kind makes: something to do, and TFLite flags that need each other."""
+    if not (self.do_train or self.do_eval or self.do_predict):
+      raise cli.FlagError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
+    if (self.lite_model_path or self.use_post_quantization) and not self.do_eval:
+      raise cli.FlagError("--lite_model_path / --use_post_quantization score the eval split: add "
+                          "--do_eval")
+    if not 0 <= self.warmup_proportion < 1:
+      raise cli.FlagError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
+    if self.activation_quantization and not self.use_post_quantization:
+      raise cli.FlagError("--activation_quantization selects the numerics of the "
+                          "--use_post_quantization export: add --use_post_quantization")
+
+
 def default(config_class, name):
   """The dataclass default of field `name`: what its flag defaults to."""
   field = config_class.__dataclass_fields__[name]
