@@ -103,6 +103,7 @@ def test_conll_reader_units_entities_and_conlleval_restarts(tmp_path):
   path = _write(tmp_path / "a.conll", "-DOCSTART- O\n\n张 B-PER\n三 I-PER\n在 O\n北 I-LOC\n京 I-LOC\n\n"
                 "ABC B-ORG\n公 I-ORG\n司 I-PER\n")
   first, second = formats.read_conll(path)
+  assert (first.guid, second.guid) == ("line 3", "line 9")
   assert first.text == "张三在北京" and _named(first) == [("张三", "PER"), ("北京", "LOC")]
   # A multi-character token is one unit; a type change inside an entity starts a new one.
   assert second.units[:2] == ((0, 3), (3, 4))
@@ -132,7 +133,7 @@ def test_jsonl_reader(tmp_path):
           {"text": "没有", "entities": []}]
   path = _write(tmp_path / "a.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
   first, second = formats.read_jsonl(path)
-  assert first.guid == "x" and _named(first) == [("张三", "PER"), ("北京", "LOC")]
+  assert first.guid == "x" and second.guid == "line 2" and _named(first) == [("张三", "PER"), ("北京", "LOC")]
   assert second.entities == () and second.units == ((0, 1), (1, 2))
 
 
@@ -196,3 +197,28 @@ def test_chunks_and_tags_round_trip():
   assert found == [(0, 2, "PER"), (2, 3, "PER"), (4, 6, "LOC")]
   assert entities_lib.unit_tags(len(tags), found) == tags
   assert entities_lib.tag_names(["PER", "LOC"]) == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def test_every_entity_type_of_the_task_is_reported():
+  scorer = EntityScorer(["PER", "ORG"])
+  scorer.update_tags(["B-PER", "O"], ["B-PER", "O"])
+  results = scorer.results()
+  assert results["PER_f1"] == 1.0 and results["ORG_f1"] == 0.0 and "ORG_recall" in results
+
+
+def test_prepare_command_errors_are_one_line(tmp_path):
+  import os
+  import subprocess
+  import sys
+  root = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3")
+  command = [sys.executable, "-m", "finetune.tagging.prepare_peoples_daily_ner"]
+  for args, message in (([], "--output_dir is required"),
+                        ([f"--output_dir={tmp_path}", "--dev_fraction=1.5"],
+                         "--dev_fraction=1.5: expected a value in [0, 1)"),
+                        ([f"--output_dir={tmp_path}", f"--input_file={tmp_path / 'none.txt'}"],
+                         "none.txt")):
+    result = subprocess.run(command + args, capture_output=True, text=True, cwd=root, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("prepare_peoples_daily_ner: error: ") and message in last, last

@@ -50,14 +50,15 @@ def _sentence(guid, tokens, entities):
 
 
 def read_conll(path, require_labels=True):
-  """TaggedSentences of a CoNLL-style file; units are its tokens (usually characters).
+  """TaggedSentences of a CoNLL-style file; units are its tokens (usually characters); a sentence's
+  guid is `line N`, the line it starts on.
 
   A line is `token tag` (whitespace between; extra middle columns are ignored, the tag is last), or
   `token` alone in a file without labels (allowed when require_labels is False). `-DOCSTART-` lines
   are skipped.
   """
   sentences, tokens, tags, first_line = [], [], [], None
-  labelled, restarts = None, 0
+  labelled, restarts, start_line = None, 0, None
 
   def finish():
     nonlocal restarts
@@ -68,7 +69,7 @@ def read_conll(path, require_labels=True):
       entities = entities_lib.chunks(tags)
       restarts += sum(1 for i, tag in enumerate(tags) if tag.startswith("I-") and
                       (i == 0 or tags[i - 1] == entities_lib.OUTSIDE or tags[i - 1][2:] != tag[2:]))
-    sentences.append(_sentence(f"{len(sentences)}", list(tokens), entities))
+    sentences.append(_sentence(f"line {start_line}", list(tokens), entities))
     tokens.clear()
     tags.clear()
 
@@ -79,6 +80,8 @@ def read_conll(path, require_labels=True):
       continue
     if fields[0] == "-DOCSTART-":
       continue
+    if not tokens:
+      start_line = number
     has_tag = len(fields) >= 2
     if labelled is None:
       labelled, first_line = has_tag, number
@@ -125,7 +128,8 @@ def _json_entities(row, text, where):
 
 
 def read_jsonl(path, require_labels=True):
-  """TaggedSentences of a JSON-lines file; every character of `text` is a unit."""
+  """TaggedSentences of a JSON-lines file; every character of `text` is a unit; the guid is the row's
+  "id" if it has one, else `line N`."""
   sentences = []
   for number, line in _lines(path):
     if not line.strip():
@@ -143,7 +147,7 @@ def read_jsonl(path, require_labels=True):
       entities = _json_entities(row, text, where)
     elif require_labels:
       raise TaggingFileError(f'{where}: no "{ENTITIES_KEY}" (a list, empty for no entity)')
-    guid = str(row.get("id", len(sentences)))
+    guid = str(row["id"]) if "id" in row else f"line {number}"
     sentences.append(TaggedSentence(guid, text, tuple((i, i + 1) for i in range(len(text))), entities))
   return sentences
 

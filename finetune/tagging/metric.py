@@ -26,8 +26,11 @@ class EntityScorer:
     scorer.results()  # {"f1": 1.0, "precision": 1.0, "recall": 1.0, "PER_f1": 1.0, ...}
   """
 
-  def __init__(self):
+  def __init__(self, entity_types=()):
+    """entity_types: reported even when no gold or predicted entity has them (scores 0)."""
     self._counts = collections.defaultdict(lambda: [0, 0, 0])  # type -> [correct, predicted, gold]
+    for entity_type in entity_types:
+      self._counts[entity_type] = [0, 0, 0]
     self.num_sentences = 0
 
   def update(self, gold, predicted):
