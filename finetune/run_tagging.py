@@ -10,8 +10,8 @@ Flags are run_classifier's where they mean the same. Example (People's Daily 199
 
 Data: <data_dir>/{train,dev,test}.conll (`char tag` lines, blank line between sentences) or .jsonl
 (`{"text", "entities": [{"start", "end", "label"}]}`, --data_format=jsonl). Writes to --output_dir:
-checkpoints, label_list.json (tags, entity types) and bert_config.json (read by
-`python -m finetune.tagging.predict`), eval_results.txt and eval_history.json (entity precision,
+checkpoints, label_list.json (tags, entity types), bert_config.json, vocab.txt and
+finetune_settings.json (what `python -m finetune.tagging.predict` reads), eval_results.txt and eval_history.json (entity precision,
 recall and F1 of every checkpoint, overall and per type; the best by F1 named), predictions.jsonl
 (--do_predict: entities with character offsets into the original text; test_results.txt when
 the test file is labelled), eval_results_tflite.txt.

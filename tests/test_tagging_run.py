@@ -101,20 +101,21 @@ def test_predict_command_matches_the_runs_predictions(demo):
                            capture_output=True, text=True)
   assert missing.returncode == cli.EXIT_USER_ERROR and "Traceback" not in missing.stderr
   assert missing.stderr.strip().splitlines()[-1].startswith("tagging.predict: error: ")
-  assert "label_list.json not found" in missing.stderr
+  assert "finetune_settings.json not found" in missing.stderr
 
 
 def test_float_tflite_export_scores_as_the_checkpoint(demo, tmp_path):
   data, model, _ = demo
   history = json.loads((model / "eval_history.json").read_text())
   entry = history["checkpoints"][-1]
-  config = BertConfig.from_json_file(str(model / "bert_config.json"))
+  config = BertConfig.from_json_file(str(model / "bert_config.json"))  # the run's copy
   lite_path = str(tmp_path / "float.tflite")
   tflite_export.export_tflite(config, entry["checkpoint"], lite_path, "float32", seq_length=SEQ)
   labels = json.loads((model / "label_list.json").read_text())
   task = TaggingTask(str(data), "conll", labels["entity_types"])
-  split = features_lib.cached_features(task, "dev", FullTokenizer(labels["vocab_file"]),
-                                        labels["vocab_file"], True, SEQ, str(model))
+  vocab = str(model / "vocab.txt")  # the run's copy
+  split = features_lib.cached_features(task, "dev", FullTokenizer(vocab), vocab, True, SEQ,
+                                        str(model))
   results = tflite.score(task, split, task.sentences("dev"), lite_path)
   for key in ("num_predicted_entities", "num_correct_entities", "num_gold_entities"):
     assert results[key] == entry[key], key

@@ -2,7 +2,7 @@
 
 Training writes, beside its checkpoints: `bert_config.json` and `vocab.txt` (copies of the files it was
 given, so the directory still works when those move) and, last, `finetune_settings.json`: the kind of
-model (classification, regression, span), how it reads text (max_seq_length, casing) and the kind's own
+model (classification, regression, span, tagging), how it reads text (max_seq_length, casing) and the kind's own
 settings (labels; the span windows). Each file is written atomically and only over an earlier copy the
 runner wrote itself, never over a file of the user's.
 """
@@ -22,7 +22,8 @@ VOCAB_FILE = "vocab.txt"
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 SPAN = "span"
-KINDS = (CLASSIFICATION, REGRESSION, SPAN)
+TAGGING = "tagging"
+KINDS = (CLASSIFICATION, REGRESSION, SPAN, TAGGING)
 FORMAT_VERSION = 1
 _TOOL = "finetune"
 

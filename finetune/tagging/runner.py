@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional, Tuple
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from finetune.core import checkpoint_scoring, runner as runner_lib
+from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
 from finetune.core.run_config import ScoredRunConfig
 from finetune.tagging import features as features_lib
@@ -24,7 +24,6 @@ from mobilebert import atomic_io, cli
 from mobilebert.run_config import Runner
 
 LABEL_FILE = "label_list.json"
-BERT_CONFIG_COPY = "bert_config.json"
 PREDICTIONS = "predictions.jsonl"
 TEST_RESULTS = "test_results.txt"
 
@@ -69,15 +68,16 @@ def saved_entity_types(output_dir, labels):
   return types
 
 
-def write_model_description(config, task, bert_config):
-  """label_list.json (tags, types, how text was tokenized) and a copy of the model config, which the
-  predict command reads."""
+def write_model_description(config, task):
+  """label_list.json (tags and entity types: a later run must agree) and what the predict command
+  reads (finetune/core/model_dir.py: config, vocab, finetune_settings.json with the tags)."""
   output_dir = config.run.output_dir
   atomic_io.write_text(os.path.join(output_dir, LABEL_FILE), json.dumps({
-      "task": task.name, "labels": task.tag_names, "entity_types": list(task.entity_types),
-      "vocab_file": os.path.abspath(config.vocab_file), "do_lower_case": config.do_lower_case,
-      "max_seq_length": config.max_seq_length}, ensure_ascii=False, indent=1) + "\n")
-  atomic_io.write_text(os.path.join(output_dir, BERT_CONFIG_COPY), bert_config.to_json_string())
+      "task": task.name, "labels": task.tag_names, "entity_types": list(task.entity_types)},
+      ensure_ascii=False) + "\n")
+  model_dir.write_model_dir(output_dir, model_dir.TAGGING, config.bert_config_file, config.vocab_file,
+                            config.max_seq_length, config.do_lower_case, labels=task.tag_names,
+                            entity_types=list(task.entity_types))
 
 
 def _predict(config, runner, task, featurize):
@@ -137,7 +137,7 @@ def run(config):
   if scores_checkpoints and config.do_train and not config.run.use_tpu:
     scorer = checkpoint_scoring.ScoreEachCheckpoint(output_dir, score)
   if config.do_train:
-    write_model_description(config, task, bert_config)
+    write_model_description(config, task)
     logging.info("training the tagger (%s): %d examples, batch %d, %d steps (%d warm-up)",
                  ", ".join(task.tag_names), train_split.num_examples, config.train_batch_size,
                  num_train_steps, num_warmup_steps)
