@@ -169,6 +169,10 @@ def test_entity_metric_follows_conlleval_on_a_hand_computed_fixture():
   #  4. gold PER(1,2) LOC(3,5)   pred the same               (entity at sentence end) PER, LOC
   #  5. gold I- at start LOC(0,1)  pred LOC(0,1)             correct LOC (no joining across sentences)
   # gold 7 (PER 2, LOC 4, ORG 1), predicted 8 (PER 3, LOC 3, ORG 2), correct 5 (PER 2, LOC 3).
+  # Cross-checked with seqeval 1.2.2 (default, conlleval-compatible mode) in a separate venv:
+  # precision_score/recall_score/f1_score of these lists give 0.625 / 0.7143 / 0.6667 and its
+  # classification_report LOC 1.0/0.75/0.8571, ORG 0/0/0, PER 0.6667/1.0/0.8 (seqeval needs
+  # scikit-learn, so it is not a test dependency).
   fixture = [
       ("B-PER I-PER O B-LOC", "B-PER I-PER O B-ORG"),
       ("O B-LOC I-LOC O", "O I-LOC I-LOC O"),
