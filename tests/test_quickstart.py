@@ -56,7 +56,9 @@ def test_sizes_scale_every_step_count():
   assert doubled.teacher_steps == 2 * small.teacher_steps
   assert doubled.student_steps == 2 * small.student_steps
   assert doubled.distill_steps == 2 * small.distill_steps
-  assert doubled.finetune_steps == 2 * small.finetune_steps
+  assert [t.num_train_steps for t in doubled.finetuning] == [
+      2 * t.num_train_steps for t in small.finetuning]
+  assert [t.learning_rate for t in doubled.finetuning] == [t.learning_rate for t in small.finetuning]
   assert doubled.max_seq_length == small.max_seq_length
   with pytest.raises(ValueError, match="--size=huge"):
     sizes.get("huge")
@@ -85,6 +87,97 @@ def test_the_student_trains_as_many_steps_as_the_control_at_every_size():
     assert size.distill_steps >= layers
 
 
+def test_the_student_is_a_real_compression_at_every_size():
+  from mobilebert import summary
+  from mobilebert.config import BertConfig
+  for size in sizes.SIZES.values():
+    teacher = BertConfig.from_json_file(os.path.join(ROOT, size.teacher_config))
+    student = BertConfig.from_json_file(os.path.join(ROOT, size.student_config))
+    params = lambda config: summary.summarize(config)["backbone_params"]
+    assert params(student) <= 0.3 * params(teacher), size.name
+    # MobileBERT's way: a factorized embedding widened by the trigram input, a bottleneck inside
+    # each block of the teacher's width, stacked FFNs.
+    assert student.embedding_size < student.hidden_size and student.trigram_input, size.name
+    assert student.use_bottleneck and student.intra_bottleneck_size < student.hidden_size, size.name
+    assert student.num_feedforward_networks > 1, size.name
+
+
+def _flag(argv, name):
+  values = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+  assert len(values) <= 1, (name, values)
+  return values[0] if values else None
+
+
+@pytest.mark.parametrize("supported", [False, True])
+def test_every_model_task_and_seed_is_its_own_run(monkeypatch, supported):
+  from quickstart import finetuning, recipe
+  monkeypatch.setattr(finetuning, "task_distillation_supported", lambda: supported)
+  size = sizes.get("small")
+  paths = recipe.Paths("/out", ROOT)
+  stages = recipe.stages(size, paths, "/vocab.txt", "cmd", num_seeds=3)
+  runs = {s.name: s for s in stages if s.name.startswith("finetune_")}
+  models = ["teacher", "student", "control"] + (["task_distilled"] if supported else [])
+  seeds = [12345, 12346, 12347]
+  assert len(runs) == len(size.finetuning) * len(models) * len(seeds)
+  names = [s.name for s in stages]
+  output_dirs = set()
+  for task in size.finetuning:
+    for seed in seeds:
+      reference = runs[f"finetune_{task.task_name}_student_seed{seed}"].commands[0]
+      for model in models:
+        stage = runs[f"finetune_{task.task_name}_{model}_seed{seed}"]
+        train, test = stage.commands[0], stage.commands[2]
+        assert _flag(train, "rand_seed") == _flag(test, "rand_seed") == str(seed)
+        assert _flag(train, "output_dir") == _flag(test, "output_dir")
+        output_dirs.add(_flag(train, "output_dir"))
+        assert "--do_test" in test and "--do_test" not in train and "--do_train" not in test
+        # The same settings for every model: only the model, its output and its teacher differ.
+        for name in ("task_name", "num_train_steps", "learning_rate", "train_batch_size",
+                     "max_seq_length", "data_dir", "tfrecord_dir"):
+          assert _flag(train, name) == _flag(reference, name), (model, name)
+        assert _flag(train, "num_train_steps") == str(task.num_train_steps)
+      if supported:
+        distilled = runs[f"finetune_{task.task_name}_task_distilled_seed{seed}"].commands[0]
+        teacher = runs[f"finetune_{task.task_name}_teacher_seed{seed}"].commands[0]
+        assert _flag(distilled, "init_checkpoint") == paths.model("student")
+        assert _flag(distilled, "bert_config_file") == _flag(reference, "bert_config_file")
+        # Taught by the teacher fine-tuned with the same seed, which runs first.
+        assert _flag(distilled, "teacher_init_checkpoint") == _flag(teacher, "output_dir")
+        assert _flag(distilled, "bert_teacher_config_file") == _flag(teacher, "bert_config_file")
+        for name in ("distill_ground_truth_ratio", "distill_temperature", "hidden_distill_factor",
+                     "attention_distill_factor"):
+          assert _flag(distilled, name) is not None, name
+        assert (names.index(f"finetune_{task.task_name}_teacher_seed{seed}")
+                < names.index(f"finetune_{task.task_name}_task_distilled_seed{seed}"))
+      else:
+        assert all(_flag(s.commands[0], "teacher_init_checkpoint") is None for s in runs.values())
+  assert len(output_dirs) == len(runs)
+
+
+def _history(path, accuracies):
+  path.write_text(json.dumps({"checkpoints": [
+      {"global_step": step, "checkpoint": f"model.ckpt-{step}", "accuracy": accuracy}
+      for step, accuracy in accuracies.items()]}))
+
+
+def test_test_accuracy_is_read_at_the_checkpoint_dev_was_read_at(tmp_path):
+  from quickstart import recipe, report
+  paths = recipe.Paths(str(tmp_path), ROOT)
+  for seed, (dev, test) in {1: (0.5, 0.4), 2: (0.7, 0.6)}.items():
+    run_dir = tmp_path / "thucnews" / "student" / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    _history(run_dir / "dev_history.json", {0: 0.9, 30: dev})  # an early checkpoint scoring better
+    _history(run_dir / "test_history.json", {0: 0.95, 30: test})
+  result = report.finetuned_results(paths, "thucnews", "student", [1, 2])
+  assert [r["test_accuracy"] for r in result["per_seed"]] == [0.4, 0.6]
+  assert result["dev_accuracy"]["mean"] == pytest.approx(0.6)
+  assert result["test_accuracy"]["mean"] == pytest.approx(0.5)
+  assert result["test_accuracy"]["std"] == pytest.approx(0.1 * 2 ** 0.5)  # sample std
+  _history(tmp_path / "thucnews" / "student" / "seed2" / "test_history.json", {0: 0.95})
+  with pytest.raises(ValueError, match="no score at step 30"):
+    report.finetuned_results(paths, "thucnews", "student", [1, 2])
+
+
 # -- the recipe, tiny, end to end ------------------------------------------------------------------
 def _quickstart(output_dir, *args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -97,65 +190,114 @@ def _digests(directory):
           for p in glob.glob(os.path.join(directory, "**", "model.ckpt-*"), recursive=True)}
 
 
+# Two seeds keep the run short; the default is three.
+TINY_ARGS = ("--size=tiny", "--finetune_seeds=2")
+
+
+def _stage_names():
+  from quickstart import recipe
+  return [s.name for s in recipe.stages(sizes.get("tiny"), recipe.Paths("/out", ROOT), "v", "c", 2)]
+
+
 @pytest.fixture(name="tiny_run", scope="module")
 def fixture_tiny_run(tmp_path_factory):
   output_dir = str(tmp_path_factory.mktemp("quickstart") / "out")
-  result = _quickstart(output_dir, "--size=tiny")
+  result = _quickstart(output_dir, *TINY_ARGS)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   return output_dir, result.stdout
 
 
 def test_tiny_recipe_reports_every_model(tiny_run):
+  from quickstart import finetuning
   output_dir, stdout = tiny_run
   with open(os.path.join(output_dir, "results.json")) as f:
     results = json.load(f)
-  assert set(results["models"]) == {"teacher", "student", "control"}
+  # The fourth row wherever run_classifier.py can distil a fine-tuned teacher.
+  expected = {"teacher", "student", "control"}
+  if finetuning.task_distillation_supported():
+    expected.add("task_distilled")
+  assert set(results["models"]) == expected
+  assert results["finetune_seeds"] == [12345, 12346]
   from mobilebert import summary
   from mobilebert.config import BertConfig
   for name, model in results["models"].items():
     config = BertConfig.from_json_file(os.path.join(ROOT, model["config"]))
     assert model["backbone_params"] == summary.summarize(config)["backbone_params"]
-    for key in ("heldout_mlm_accuracy", "thucnews_dev_accuracy", "thucnews_test_accuracy"):
-      assert 0.0 <= model[key] <= 1.0, (name, key)
+    assert 0.0 <= model["heldout_mlm_accuracy"] <= 1.0, name
     assert model["latency_ms"] > 0
+    assert set(model["tasks"]) == {"thucnews", "chnsenticorp"}
+    for task, scores in model["tasks"].items():
+      assert [r["seed"] for r in scores["per_seed"]] == [12345, 12346]
+      for split in ("dev_accuracy", "test_accuracy"):
+        values = [r[split] for r in scores["per_seed"]]
+        assert all(0.0 <= v <= 1.0 for v in values), (name, task, split)
+        assert scores[split]["mean"] == pytest.approx(sum(values) / 2)
+        assert scores[split]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+      # Each seed's numbers are its own run's, at its last checkpoint.
+      for run in scores["per_seed"]:
+        run_dir = os.path.join(output_dir, task, name, f"seed{run['seed']}")
+        with open(os.path.join(run_dir, "test_history.json")) as f:
+          test = {e["global_step"]: e["accuracy"] for e in json.load(f)["checkpoints"]}
+        assert run["global_step"] == max(test) and run["test_accuracy"] == test[max(test)]
+  assert results["models"]["student"]["params_vs_teacher"] <= 0.3
   # The numbers come from the runs' own files.
   eval_results = open(os.path.join(output_dir, "student", "eval_results.txt")).read()
   assert f"masked_lm_accuracy = {results['models']['student']['heldout_mlm_accuracy']}" in eval_results
   markdown = open(os.path.join(output_dir, "results.md")).read()
   assert markdown in stdout  # printed at the end, too
-  for label in ("BERT teacher", "MobileBERT student, distilled", "control (MLM only)"):
+  for label in ("BERT teacher", "MobileBERT student, distilled", "control (MLM only)",
+                "THUCNews test", "ChnSentiCorp test", " ± ", "chosen on dev"):
     assert label in markdown
-  assert ("beats the control" in markdown) != ("does NOT beat the control" in markdown)
+  assert ("task distillation moves" in markdown) == ("task_distilled" in expected)
+  for task in ("THUCNews", "ChnSentiCorp"):
+    verdict = next(line for line in markdown.splitlines() if line.startswith(f"{task} test:"))
+    assert ("beats the control" in verdict) != ("does NOT beat the control" in verdict)
   with open(os.path.join(output_dir, "curves.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   # The student really went through the progressive transfer, layer by layer, before distilling.
   assert os.path.isdir(os.path.join(output_dir, "student", "warmup"))
-  assert "[1/12] corpus" in stdout and "about" in stdout and "left in all" in stdout
+  total = len(_stage_names())
+  assert f"[1/{total}] corpus" in stdout and "about" in stdout and "left in all" in stdout
 
 
 def test_tiny_recipe_resumes_without_redoing_work(tiny_run):
   output_dir, _ = tiny_run
   before = _digests(output_dir)
-  again = _quickstart(output_dir, "--size=tiny")
+  again = _quickstart(output_dir, *TINY_ARGS)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert "12 of 12 stages finished earlier" in again.stdout
+  names = _stage_names()
+  assert f"{len(names)} of {len(names)} stages finished earlier" in again.stdout
 
   # An interrupted fine-tuning stage (no marker) runs again and continues from its checkpoints.
-  os.remove(os.path.join(output_dir, ".stages", "finetune_control.done"))
+  interrupted = "finetune_chnsenticorp_control_seed12346"
+  os.remove(os.path.join(output_dir, ".stages", f"{interrupted}.done"))
   os.remove(os.path.join(output_dir, ".stages", "report.done"))
   os.remove(os.path.join(output_dir, "results.md"))
-  resumed = _quickstart(output_dir, "--size=tiny")
+  resumed = _quickstart(output_dir, *TINY_ARGS)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "[10/12] finetune_control" in resumed.stdout and "[3/12] teacher" not in resumed.stdout
+  index = names.index(interrupted) + 1
+  assert f"[{index}/{len(names)}] {interrupted}" in resumed.stdout
+  assert f"[3/{len(names)}] teacher" not in resumed.stdout
   assert os.path.exists(os.path.join(output_dir, "results.md"))
   assert _digests(output_dir) == before  # no checkpoint rewritten, none added
 
 
 def test_other_settings_refuse_an_existing_output_dir(tiny_run):
   output_dir, _ = tiny_run
-  result = _quickstart(output_dir, "--size=small")
+  result = _quickstart(output_dir, "--size=small", "--finetune_seeds=2")
   assert result.returncode != 0
   assert "other settings" in result.stderr and "size" in result.stderr
+  result = _quickstart(output_dir, "--size=tiny")  # three seeds: other stages, other report
+  assert result.returncode != 0
+  assert "other settings (finetune_seeds differ" in result.stderr
+
+
+def test_no_seed_is_refused_before_anything_runs(tmp_path, capsys):
+  from quickstart import __main__ as quickstart_main
+  output_dir = tmp_path / "out"
+  assert quickstart_main.main([f"--output_dir={output_dir}", "--finetune_seeds=0"]) == 2
+  assert "--finetune_seeds must be at least 1, got 0" in capsys.readouterr().err
+  assert not output_dir.exists()
 
 
 def test_a_missing_vocab_file_is_named_before_anything_runs(tmp_path, capsys):

