@@ -105,7 +105,7 @@ def run_stage(size, paths, vocab_file, task, model, seed, step_seconds):
   what = ("the distilled student, taught by the fine-tuned teacher of this seed"
           if model == TASK_DISTILLED else f"the {model}")
   return Stage(f"finetune_{task.task_name}_{model}_seed{seed}",
-               f"fine-tune {what} on {task.task_name} ({steps} steps, seed {seed}), score dev and test",
+               f"fine-tune {what} on {task.task_name} ({steps} steps, seed {seed}), score dev, test",
                [train, _keep_results(out, "dev"), test, _keep_results(out, "test")],
                cost=steps * step_seconds[f"finetune_{model}"] * task.max_seq_length / 48)
 

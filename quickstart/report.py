@@ -46,7 +46,7 @@ def read_key_values(path):
 
 
 def last_checkpoint_result(history_file, global_step=None):
-  """The entry for the newest checkpoint of a run_classifier eval_history.json (or for `global_step`)."""
+  """The newest checkpoint's entry of a run_classifier eval_history.json (or `global_step`'s)."""
   with open(history_file, encoding="utf-8") as f:
     history = json.load(f)
   if global_step is None:
@@ -152,12 +152,12 @@ def verdicts(results):
     beats = gap > 0
     passes = keeps >= KEEPS_TEACHER and gap >= BEATS_CONTROL_POINTS
     sentence = (f"{TASK_LABELS.get(task, task)} test: the distilled student keeps {100 * keeps:.0f}% "
-                f"of the teacher's accuracy (bar {100 * KEEPS_TEACHER:.0f}%) and "
-                f"{'beats' if beats else 'does NOT beat'} the control by {gap:+.1f} points (bar "
-                f"+{BEATS_CONTROL_POINTS:.0f})")
+                f"of the teacher's accuracy (bar {100 * KEEPS_TEACHER:.0f}%) and is {gap:+.1f} points "
+                f"from the control (bar +{BEATS_CONTROL_POINTS:.0f}): it "
+                f"{'beats' if beats else 'does NOT beat'} the control")
     if finetuning.TASK_DISTILLED in test:
-      sentence += (f"; task distillation moves it {_points(test[finetuning.TASK_DISTILLED] - test['student']):+.1f}"
-                   " points")
+      moved = _points(test[finetuning.TASK_DISTILLED] - test["student"])
+      sentence += f"; task distillation moves it {moved:+.1f} points"
     lines.append((task, passes, sentence + "."))
   return lines
 
@@ -198,7 +198,8 @@ def markdown(results, command, seconds=None):
       f"Produced by `{command}` on {results['machine']}.", "", *rows, "",
       *[sentence for _, _, sentence in verdicts(results)], "",
       f"The student has {student['backbone_params'] / 1e6:.2f}M parameters, "
-      f"{100 * student['params_vs_teacher']:.0f}% of the teacher's {teacher['backbone_params'] / 1e6:.2f}M "
+      f"{100 * student['params_vs_teacher']:.0f}% of the teacher's "
+      f"{teacher['backbone_params'] / 1e6:.2f}M "
       f"(embeddings + encoder: what fine-tuning and inference use){speed}.", "",
       f"Accuracy in %: mean ± sample standard deviation over {len(seeds)} fine-tuning seed(s) "
       f"({', '.join(str(x) for x in seeds)}); per-seed numbers in results.json. Each run is scored at "
@@ -274,6 +275,8 @@ def write_report(paths, size, num_seeds, command="bash run_scripts/quickstart.sh
   """Writes results.json, results.md and curves.png; returns (results, markdown text)."""
   results = collect(paths, size, num_seeds)
   results["stage_seconds"] = stages.finished_seconds(paths.output_dir)
+  results["verdicts"] = [{"task": task, "meets_bars": passes, "text": text}
+                         for task, passes, text in verdicts(results)]
   text = markdown(results, command, results["stage_seconds"])
   atomic_io.write_text(os.path.join(paths.output_dir, "results.json"),
                        json.dumps(results, indent=2) + "\n")
