@@ -61,11 +61,13 @@ def main(argv=None):
       f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
   paths = recipe.Paths(output_dir, ROOT)
   runner = StageRunner(output_dir)
-  expected = f", about {size.expected_minutes:.0f} min on 2 CPU cores" if size.expected_minutes else ""
-  runner.log(f"quick start, size {size.name}{expected}; everything goes to {output_dir}")
+  stages = recipe.stages(size, paths, args.vocab_file, command, args.finetune_seeds)
+  expected = sum(stage.cost for stage in stages) / 60
+  runner.log(f"quick start, size {size.name}, about {expected:.0f} min on 2 CPU cores with nothing "
+             f"else running; everything goes to {output_dir}")
   start = time.time()
   try:
-    runner.run(recipe.stages(size, paths, args.vocab_file, command, args.finetune_seeds))
+    runner.run(stages)
   except StageError as error:
     print(f"\nquickstart: {error}", file=sys.stderr)
     return 1

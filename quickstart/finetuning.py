@@ -78,7 +78,7 @@ def data_stages(paths):
                                 f"--seed={FINETUNE_SEED}")], cost=3)]
 
 
-def run_stage(size, paths, vocab_file, task, model, seed, step_seconds):
+def run_stage(size, paths, vocab_file, task, model, seed, step_seconds, start_seconds):
   """One fine-tuning run of `model` on `task` (a sizes.Finetuning) with `seed`: train, dev, test."""
   out = paths.finetuned(task.task_name, model, seed)
   config = paths.config(size.config_for(model))
@@ -107,7 +107,9 @@ def run_stage(size, paths, vocab_file, task, model, seed, step_seconds):
   return Stage(f"finetune_{task.task_name}_{model}_seed{seed}",
                f"fine-tune {what} on {task.task_name} ({steps} steps, seed {seed}), score dev, test",
                [train, _keep_results(out, "dev"), test, _keep_results(out, "test")],
-               cost=steps * step_seconds[f"finetune_{model}"] * task.max_seq_length / 48)
+               # Two processes: training (dev scored at each checkpoint), then test.
+               cost=1.5 * start_seconds
+               + steps * step_seconds[f"finetune_{model}"] * task.max_seq_length / 48)
 
 
 def _keep_results(output_dir, split):
@@ -119,8 +121,8 @@ def _keep_results(output_dir, split):
   return keep
 
 
-def stages(size, paths, vocab_file, num_seeds, step_seconds):
+def stages(size, paths, vocab_file, num_seeds, step_seconds, start_seconds):
   """Data stages, then every (task, seed, model) run; a seed's teacher before its task_distilled."""
-  runs = [run_stage(size, paths, vocab_file, task, model, seed, step_seconds)
+  runs = [run_stage(size, paths, vocab_file, task, model, seed, step_seconds, start_seconds)
           for task in size.finetuning for seed in seeds(num_seeds) for model in models()]
   return data_stages(paths) + runs

@@ -132,9 +132,7 @@ def _cpu_name():
 
 
 def _settings(size):
-  settings = dataclasses.asdict(size)
-  del settings["expected_minutes"]
-  return settings
+  return dataclasses.asdict(size)
 
 
 def _points(fraction):
