@@ -58,6 +58,11 @@ def models():
   return PRETRAINED + ((TASK_DISTILLED,) if task_distillation_supported() else ())
 
 
+def pretrained_model(model):
+  """The pretraining run a fine-tuned row starts from: the task-distilled row's is the student's."""
+  return "student" if model == TASK_DISTILLED else model
+
+
 def seeds(count):
   if count < 1:
     raise ValueError(f"--finetune_seeds must be at least 1, got {count}")
@@ -88,7 +93,7 @@ def run_stage(size, paths, vocab_file, task, model, seed, step_seconds, start_se
             f"--vocab_file={vocab_file}", f"--bert_config_file={config}",
             f"--max_seq_length={task.max_seq_length}", "--eval_batch_size=100",
             f"--rand_seed={seed}"]
-  pretrained = paths.model("student" if model == TASK_DISTILLED else model)
+  pretrained = paths.model(pretrained_model(model))
   extra = []
   if model == TASK_DISTILLED:
     extra = [f"--bert_teacher_config_file={paths.config(size.teacher_config)}",

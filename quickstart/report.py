@@ -102,7 +102,7 @@ def collect(paths, size, num_seeds):
     config_file = paths.config(size.config_for(name))
     params = summary_lib.summarize(BertConfig.from_json_file(config_file))
     # The task-distilled row starts from the distilled student: same pretraining, same graph.
-    pretrained = "student" if name == finetuning.TASK_DISTILLED else name
+    pretrained = finetuning.pretrained_model(name)
     heldout = read_key_values(os.path.join(paths.model(pretrained), "eval_results.txt"))
     models[name] = {
         "label": LABELS[name], "config": size.config_for(name),
