@@ -1,0 +1,177 @@
+"""Task-specific distillation: the soft-target losses against numpy, masks, and the frozen teacher in
+the classifier's training graph (zero loss when student = teacher, the teacher never moves)."""
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from finetune import classifier_model, task_distillation
+from finetune.distillation_settings import TaskDistillation
+from finetune.task_distillation import DistillTarget, LossWeights
+from mobilebert.config import BertConfig
+from pretrain.pretraining_model import TEACHER_SCOPE
+
+from conftest import REFERENCE
+
+GOLDEN = REFERENCE / "golden"
+BATCH, SEQ, LABELS = 3, 8, 3
+
+
+def _evaluate(fn):
+  with tf.Graph().as_default(), tf.Session() as session:
+    return session.run(fn())
+
+
+def _log_softmax(x):
+  x = x - x.max(axis=-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def _kl(teacher, student, temperature):
+  """T^2 * KL per row in numpy, over the last axis."""
+  t, s = _log_softmax(teacher / temperature), _log_softmax(student / temperature)
+  return (np.exp(t) * (t - s)).sum(axis=-1) * temperature ** 2
+
+
+def test_soft_target_kl_matches_numpy_and_is_zero_for_equal_logits():
+  rng = np.random.RandomState(0)
+  teacher, student = rng.randn(4, 5).astype(np.float32), rng.randn(4, 5).astype(np.float32)
+  for temperature in (1.0, 3.0):
+    got = _evaluate(lambda: task_distillation.soft_target_kl(
+        tf.constant(teacher), tf.constant(student), temperature))
+    np.testing.assert_allclose(got, _kl(teacher, student, temperature).mean(), rtol=1e-5)
+    assert got > 0
+  same = _evaluate(lambda: task_distillation.soft_target_kl(tf.constant(teacher),
+                                                            tf.constant(teacher), 2.0))
+  assert abs(same) < 1e-6
+
+
+def test_span_kl_ignores_padding_positions():
+  """Span logits [B, T]: padding is no answer, so neither model's scores there count."""
+  rng = np.random.RandomState(1)
+  teacher, student = rng.randn(2, 6).astype(np.float32), rng.randn(2, 6).astype(np.float32)
+  mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], np.int32)
+  changed_student, changed_teacher = student.copy(), teacher.copy()
+  changed_student[0, 4:] = [50.0, -50.0]
+  changed_teacher[0, 4:] = [80.0, 3.0]
+  loss = lambda t, s: _evaluate(lambda: task_distillation.soft_target_kl(
+      tf.constant(t), tf.constant(s), 2.0, class_mask=tf.constant(mask)))
+  expected = np.mean([_kl(teacher[0, :4], student[0, :4], 2.0), _kl(teacher[1], student[1], 2.0)])
+  np.testing.assert_allclose(loss(teacher, student), expected, rtol=1e-5)
+  np.testing.assert_allclose(loss(changed_teacher, changed_student), expected, rtol=1e-5)
+  # without the mask the padding would count
+  unmasked = _evaluate(lambda: task_distillation.soft_target_kl(
+      tf.constant(changed_teacher), tf.constant(changed_student), 2.0))
+  assert not np.isclose(unmasked, expected, rtol=0.1)
+
+
+def test_tagging_kl_averages_over_real_tokens_only():
+  rng = np.random.RandomState(2)
+  teacher, student = rng.randn(2, 4, 3).astype(np.float32), rng.randn(2, 4, 3).astype(np.float32)
+  tokens = np.array([[1, 1, 0, 0], [1, 1, 1, 0]], np.float32)
+  got = _evaluate(lambda: task_distillation.soft_target_kl(
+      tf.constant(teacher), tf.constant(student), 1.0, row_weights=tf.constant(tokens)))
+  per_token = _kl(teacher, student, 1.0)
+  np.testing.assert_allclose(got, (per_token * tokens).sum() / tokens.sum(), rtol=1e-4)
+
+
+def test_regression_target_is_mse_and_loss_mix_follows_the_ratio():
+  teacher, student = np.array([1.0, 2.0, 4.0], np.float32), np.array([1.5, 2.0, 3.0], np.float32)
+
+  def losses():
+    task_loss = tf.constant(7.0)
+    return task_distillation.distillation_losses(
+        task_loss, (DistillTarget(tf.constant(teacher), regression=True),),
+        (DistillTarget(tf.constant(student), regression=True),), LossWeights(0.25, 4.0))
+
+  got = _evaluate(losses)
+  mse = np.mean((teacher - student) ** 2)
+  np.testing.assert_allclose(got.soft_target, mse, rtol=1e-6)  # no T^2: values, not distributions
+  np.testing.assert_allclose(got.total, 0.25 * 7.0 + 0.75 * mse, rtol=1e-6)
+  assert got.feature_map_transfer == 0 and got.attention_transfer == 0
+
+
+def test_layer_map_is_uniform_and_ends_on_the_last_teacher_layer():
+  assert task_distillation.layer_map(4, 4) == [0, 1, 2, 3]
+  assert task_distillation.layer_map(2, 4) == [1, 3]
+  assert task_distillation.layer_map(3, 12) == [3, 7, 11]
+
+
+# -- the teacher in the classifier's training graph ------------------------------------------------
+def _no_dropout(name):
+  return BertConfig.from_json_file(str(GOLDEN / f"{name}.json")).copy(
+      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def _features():
+  rng = np.random.RandomState(3)
+  mask = np.ones([BATCH, SEQ], np.int32)
+  mask[0, 5:] = 0
+  return {"input_ids": tf.constant(rng.randint(5, 512, [BATCH, SEQ]).astype(np.int32) * mask),
+          "input_mask": tf.constant(mask), "segment_ids": tf.zeros([BATCH, SEQ], tf.int32),
+          "label_ids": tf.constant([0, 2, 1]), "is_real_example": tf.ones([BATCH], tf.int32)}
+
+
+def _save_classifier(config, path):
+  """A randomly initialized classifier checkpoint, as a fine-tuned teacher's output would hold."""
+  with tf.Graph().as_default():
+    tf.set_random_seed(5)
+    features = _features()
+    settings = classifier_model.ClassifierModelSettings(bert_config=config, num_labels=LABELS)
+    classifier_model.create_model(settings, False, features["input_ids"], features["input_mask"],
+                                  features["segment_ids"], None)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      return tf.train.Saver().save(session, str(path))
+
+
+def _train_graph(student, teacher, checkpoint, weights, init_student=True):
+  tf.train.get_or_create_global_step()
+  settings = classifier_model.ClassifierModelSettings(
+      bert_config=student, num_labels=LABELS, init_checkpoint=checkpoint if init_student else None,
+      learning_rate=1e-3, num_train_steps=10, classifier_dropout=0.0,
+      distillation=TaskDistillation(teacher, checkpoint, weights))
+  spec = classifier_model.model_fn_builder(settings)(_features(), None,
+                                                     tf.estimator.ModeKeys.TRAIN, {})
+  graph = tf.get_default_graph()
+  names = ("soft_target_loss", "feature_map_transfer_loss", "attention_transfer_loss", "total_loss")
+  return spec, {n: graph.get_tensor_by_name(f"{n}:0") for n in names}
+
+
+def test_loss_is_zero_when_the_student_is_the_teacher(tmp_path):
+  config = _no_dropout("tiny_teacher_bert")
+  checkpoint = _save_classifier(config, tmp_path / "teacher.ckpt")
+  with tf.Graph().as_default():
+    _, losses = _train_graph(config, config, checkpoint, LossWeights(0.0, 2.0, 1.0, 1.0))
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      values = session.run(losses)
+  for name, value in values.items():
+    assert abs(value) < 1e-5, (name, value)
+
+
+def test_teacher_is_frozen_and_the_student_trains(tmp_path):
+  teacher = _no_dropout("tiny_teacher_bert")
+  checkpoint = _save_classifier(teacher, tmp_path / "teacher.ckpt")
+  stored = {name: tf.train.load_variable(checkpoint, name)
+            for name, _ in tf.train.list_variables(checkpoint)}
+  with tf.Graph().as_default():
+    spec, losses = _train_graph(_no_dropout("tiny_student_f2"), teacher, checkpoint,
+                                LossWeights(0.5, 2.0, 1.0, 1.0), init_student=False)
+    trainable = {v.op.name for v in tf.trainable_variables()}
+    teacher_vars = [v for v in tf.global_variables() if v.op.name.startswith(TEACHER_SCOPE + "/")]
+    assert len(teacher_vars) == len(stored)  # the whole teacher, head included, from the checkpoint
+    assert not trainable & {v.op.name for v in teacher_vars}
+    assert trainable and all(not n.startswith(TEACHER_SCOPE) for n in trainable)
+    student_kernel = next(v for v in tf.trainable_variables() if v.op.name == "output_weights")
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      before = session.run(student_kernel)
+      first = session.run(losses["total_loss"])
+      for _ in range(3):
+        session.run(spec.train_op)
+      after = session.run(teacher_vars)
+      assert session.run(losses["total_loss"]) < first
+      assert not np.allclose(session.run(student_kernel), before)
+  for var, value in zip(teacher_vars, after):
+    np.testing.assert_array_equal(value, stored[var.op.name[len(TEACHER_SCOPE) + 1:]])
