@@ -19,6 +19,7 @@ from typing import NamedTuple, Optional
 from absl import flags
 
 from finetune.task_distillation import LossWeights
+from mobilebert import atomic_io
 from mobilebert import checkpoint
 from mobilebert import cli
 from mobilebert.config import BertConfig
@@ -53,7 +54,7 @@ class DistillationSettings:
   def input_paths(self):
     """{flag: path} of the files the run reads for the teacher (never to be written over)."""
     return {"--bert_teacher_config_file": self.bert_teacher_config_file,
-            "--teacher_init_checkpoint": self.teacher_init_checkpoint}
+            "--teacher_init_checkpoint": atomic_io.checkpoint_inputs(self.teacher_init_checkpoint)}
 
   def resolve(self, student_config, max_seq_length):
     """Checks the flags against each other and the student; returns TaskDistillation or None.

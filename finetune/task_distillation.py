@@ -162,10 +162,11 @@ def distillation_losses(task_loss, teacher_targets, student_targets, weights, te
   feature_map, attention = layer_transfer(teacher_model, student_model, weights)
   ratio = weights.ground_truth_ratio
   total = ratio * task_loss + (1.0 - ratio) * soft + feature_map + attention
-  return DistillationLosses(tf.identity(total, name="total_loss"), task_loss,
-                            tf.identity(soft, name="soft_target_loss"),
-                            tf.identity(feature_map, name="feature_map_transfer_loss"),
-                            tf.identity(attention, name="attention_transfer_loss"))
+  losses = DistillationLosses(total, task_loss, soft, feature_map, attention)
+  # Named tensors distillation/<name>_loss; the summaries take the plain names as their tags.
+  with tf.name_scope("distillation"):
+    return DistillationLosses(*[tf.identity(value, name=f"{name}_loss")
+                                for name, value in losses._asdict().items()])
 
 
 def _weighted_mean(values, weights):

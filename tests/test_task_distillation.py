@@ -135,7 +135,7 @@ def _train_graph(student, teacher, checkpoint, weights, init_student=True):
                                                      tf.estimator.ModeKeys.TRAIN, {})
   graph = tf.get_default_graph()
   names = ("soft_target_loss", "feature_map_transfer_loss", "attention_transfer_loss", "total_loss")
-  return spec, {n: graph.get_tensor_by_name(f"{n}:0") for n in names}
+  return spec, {n: graph.get_tensor_by_name(f"distillation/{n}:0") for n in names}
 
 
 def test_loss_is_zero_when_the_student_is_the_teacher(tmp_path):
