@@ -1,8 +1,9 @@
 """Task-specific distillation: the soft-target losses against numpy, masks, and the frozen teacher in
 the classifier's training graph (zero loss when student = teacher, the teacher never moves)."""
 
+import sys
+
 import numpy as np
-import pytest
 import tensorflow.compat.v1 as tf
 
 from finetune import classifier_model, task_distillation
@@ -11,7 +12,7 @@ from finetune.task_distillation import DistillTarget, LossWeights
 from mobilebert.config import BertConfig
 from pretrain.pretraining_model import TEACHER_SCOPE
 
-from conftest import REFERENCE
+from conftest import CONFIG_DIR, REFERENCE, ROOT
 
 GOLDEN = REFERENCE / "golden"
 BATCH, SEQ, LABELS = 3, 8, 3
@@ -175,3 +176,14 @@ def test_teacher_is_frozen_and_the_student_trains(tmp_path):
       assert not np.allclose(session.run(student_kernel), before)
   for var, value in zip(teacher_vars, after):
     np.testing.assert_array_equal(value, stored[var.op.name[len(TEACHER_SCOPE) + 1:]])
+
+
+def test_bench_times_every_way_of_paying_for_the_teacher():
+  sys.path.insert(0, str(ROOT / "bench"))
+  import bench_task_distillation  # pylint: disable=g-import-not-at-top
+  rows = bench_task_distillation.main([
+      "--student_config", str(CONFIG_DIR / "tiny_student_zh.json"),
+      "--teacher_config", str(CONFIG_DIR / "tiny_bert_zh.json"), "--seq", "8", "--batch", "2",
+      "--steps", "1", "--rounds", "1"])
+  assert set(rows) == {"student", "student+teacher", "+transfer", "teacher forward"}
+  assert all(seconds > 0 for seconds in rows.values())
