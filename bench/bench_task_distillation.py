@@ -1,6 +1,7 @@
 """What the teacher costs in task-specific distillation: in-graph teacher against cached logits.
 
-Times, on one fixed batch, the classifier's training step as run_classifier builds it:
+Times, on one fixed batch, the classifier's training step as run_classifier builds it
+(finetune/core/model.py with the classification head):
   student          plain fine-tuning step (what a step costs when the teacher's logits are cached)
   student+teacher  the same step with the frozen teacher in the graph (soft targets only)
   +transfer        the same with feature-map and attention transfer (needs in-graph hidden states)
@@ -23,9 +24,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from finetune import classifier_model  # noqa: E402
-from finetune.distillation_settings import TaskDistillation  # noqa: E402
-from finetune.task_distillation import LossWeights  # noqa: E402
+from finetune.classification import head as classification_head  # noqa: E402
+from finetune.core import model as model_lib  # noqa: E402
+from finetune.core.distillation_settings import TaskDistillation  # noqa: E402
+from finetune.core.task_distillation import LossWeights  # noqa: E402
 from mobilebert.config import BertConfig  # noqa: E402
 
 NUM_LABELS = 2
@@ -40,13 +42,15 @@ def _features(vocab_size, batch, seq):
           "is_real_example": tf.ones([batch], tf.int32)}
 
 
+def _head(config):
+  return classification_head.head(NUM_LABELS, config)
+
+
 def teacher_checkpoint(config, batch, seq, directory):
   """A randomly initialized classifier checkpoint of `config` (the weights do not change the cost)."""
   with tf.Graph().as_default():
-    features = _features(config.vocab_size, batch, seq)
-    settings = classifier_model.ClassifierModelSettings(bert_config=config, num_labels=NUM_LABELS)
-    classifier_model.create_model(settings, False, features["input_ids"], features["input_mask"],
-                                  features["segment_ids"], None)
+    model_lib.create_model(model_lib.EncoderSettings(config), _head(config), False,
+                           _features(config.vocab_size, batch, seq))
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       return tf.train.Saver().save(session, os.path.join(directory, "teacher.ckpt"))
@@ -89,21 +93,20 @@ def interleaved(builders, steps, rounds):
 def train_step(student, batch, seq, distillation=None):
   def build():
     tf.train.get_or_create_global_step()
-    settings = classifier_model.ClassifierModelSettings(
-        bert_config=student, num_labels=NUM_LABELS, num_train_steps=10 ** 6, distillation=distillation)
-    spec = classifier_model.model_fn_builder(settings)(
-        _features(student.vocab_size, batch, seq), None, tf.estimator.ModeKeys.TRAIN, {})
+    train = model_lib.TrainSettings(
+        init_checkpoint=None, skip_mismatched_variables=False, learning_rate=1e-4,
+        num_train_steps=10 ** 6, num_warmup_steps=0, optimizer="adamw", weight_decay_rate=0.01,
+        use_tpu=False, distillation=distillation)
+    model_fn = model_lib.model_fn_builder(model_lib.EncoderSettings(student), _head(student), train)
+    spec = model_fn(_features(student.vocab_size, batch, seq), None, tf.estimator.ModeKeys.TRAIN, {})
     return spec.train_op
   return build
 
 
 def teacher_forward(teacher, batch, seq):
   def build():
-    features = _features(teacher.vocab_size, batch, seq)
-    settings = classifier_model.ClassifierModelSettings(bert_config=teacher, num_labels=NUM_LABELS)
-    return classifier_model.create_model(settings, False, features["input_ids"],
-                                         features["input_mask"], features["segment_ids"],
-                                         None).logits
+    return model_lib.create_model(model_lib.EncoderSettings(teacher), _head(teacher), False,
+                                  _features(teacher.vocab_size, batch, seq)).logits
   return build
 
 

@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from finetune.classification.runner import ClassifierRunConfig, run
 from finetune.classification.tasks import TASK_TYPES, TASKS, GenericOptions
-from finetune.core import run_config
+from finetune.core import distillation_settings, run_config
 from finetune.core import runner as runner_lib
 from mobilebert import cli
 from mobilebert import flags as shared_flags
@@ -32,6 +32,7 @@ shared_flags.define_model_flags()
 shared_flags.define_run_flags()
 cli.define_verbose_flag()
 shared_flags.define_quantization_flags()
+distillation_settings.define_flags()
 
 flags.DEFINE_string("task_name", None, f"Task: one of {', '.join(sorted(TASKS))} (bqcorpus = bq).")
 flags.DEFINE_string("data_dir", None, "Directory with the task's data files.")

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 import functools
 
-from finetune.core import run_config
+from finetune.core import distillation_settings, run_config
 from finetune.core import runner as runner_lib
 from finetune.span.runner import SpanRunConfig, run
 from mobilebert import cli
@@ -29,6 +29,7 @@ shared_flags.define_model_flags()
 shared_flags.define_run_flags()
 cli.define_verbose_flag()
 shared_flags.define_quantization_flags()
+distillation_settings.define_flags()
 
 FLAGS = flags.FLAGS
 # Flag defaults are the config's field defaults (written once, in SpanRunConfig).

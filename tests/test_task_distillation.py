@@ -1,14 +1,20 @@
 """Task-specific distillation: the soft-target losses against numpy, masks, and the frozen teacher in
-the classifier's training graph (zero loss when student = teacher, the teacher never moves)."""
+the one fine-tuning model_fn for every kind (zero loss when student = teacher, the teacher never
+moves, the student trains)."""
 
 import sys
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
-from finetune import classifier_model, task_distillation
-from finetune.distillation_settings import TaskDistillation
-from finetune.task_distillation import DistillTarget, LossWeights
+from finetune.classification import head as classification_head
+from finetune.core import model as model_lib
+from finetune.core import task_distillation
+from finetune.core.distillation_settings import TaskDistillation
+from finetune.core.task_distillation import DistillTarget, LossWeights
+from finetune.span import head as span_head
+from mobilebert import cli
 from mobilebert.config import BertConfig
 from pretrain.pretraining_model import TEACHER_SCOPE
 
@@ -98,52 +104,62 @@ def test_layer_map_is_uniform_and_ends_on_the_last_teacher_layer():
   assert task_distillation.layer_map(3, 12) == [3, 7, 11]
 
 
-# -- the teacher in the classifier's training graph ------------------------------------------------
+# -- the teacher in the one model_fn's training graph ------------------------------------------------
+HEADS = {"classification": lambda config: classification_head.head(LABELS, config, dropout_prob=0.0),
+         "span": span_head.head}
+
+
 def _no_dropout(name):
   return BertConfig.from_json_file(str(GOLDEN / f"{name}.json")).copy(
       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
 def _features():
+  """A batch for either kind; the first sequence is padded (span: its last positions never count)."""
   rng = np.random.RandomState(3)
   mask = np.ones([BATCH, SEQ], np.int32)
   mask[0, 5:] = 0
   return {"input_ids": tf.constant(rng.randint(5, 512, [BATCH, SEQ]).astype(np.int32) * mask),
           "input_mask": tf.constant(mask), "segment_ids": tf.zeros([BATCH, SEQ], tf.int32),
-          "label_ids": tf.constant([0, 2, 1]), "is_real_example": tf.ones([BATCH], tf.int32)}
+          "label_ids": tf.constant([0, 2, 1]), "is_real_example": tf.ones([BATCH], tf.int32),
+          "start_positions": tf.constant([1, 2, 3]), "end_positions": tf.constant([2, 4, 3])}
 
 
-def _save_classifier(config, path):
-  """A randomly initialized classifier checkpoint, as a fine-tuned teacher's output would hold."""
+def _save_model(kind, config, path):
+  """A randomly initialized checkpoint of the kind, as a fine-tuned teacher's output would hold."""
   with tf.Graph().as_default():
     tf.set_random_seed(5)
-    features = _features()
-    settings = classifier_model.ClassifierModelSettings(bert_config=config, num_labels=LABELS)
-    classifier_model.create_model(settings, False, features["input_ids"], features["input_mask"],
-                                  features["segment_ids"], None)
+    model_lib.create_model(model_lib.EncoderSettings(config), HEADS[kind](config), False,
+                           _features())
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       return tf.train.Saver().save(session, str(path))
 
 
-def _train_graph(student, teacher, checkpoint, weights, init_student=True):
+def _train_settings(checkpoint, distillation, init_student=True):
+  return model_lib.TrainSettings(
+      init_checkpoint=checkpoint if init_student else None, skip_mismatched_variables=False,
+      learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer="adamw",
+      weight_decay_rate=0.01, use_tpu=False, distillation=distillation)
+
+
+def _train_graph(kind, student, teacher, checkpoint, weights, init_student=True):
   tf.train.get_or_create_global_step()
-  settings = classifier_model.ClassifierModelSettings(
-      bert_config=student, num_labels=LABELS, init_checkpoint=checkpoint if init_student else None,
-      learning_rate=1e-3, num_train_steps=10, classifier_dropout=0.0,
-      distillation=TaskDistillation(teacher, checkpoint, weights))
-  spec = classifier_model.model_fn_builder(settings)(_features(), None,
-                                                     tf.estimator.ModeKeys.TRAIN, {})
+  train = _train_settings(checkpoint, TaskDistillation(teacher, checkpoint, weights), init_student)
+  model_fn = model_lib.model_fn_builder(model_lib.EncoderSettings(student), HEADS[kind](student),
+                                        train)
+  spec = model_fn(_features(), None, tf.estimator.ModeKeys.TRAIN, {})
   graph = tf.get_default_graph()
   names = ("soft_target_loss", "feature_map_transfer_loss", "attention_transfer_loss", "total_loss")
   return spec, {n: graph.get_tensor_by_name(f"distillation/{n}:0") for n in names}
 
 
-def test_loss_is_zero_when_the_student_is_the_teacher(tmp_path):
+@pytest.mark.parametrize("kind", sorted(HEADS))
+def test_loss_is_zero_when_the_student_is_the_teacher(kind, tmp_path):
   config = _no_dropout("tiny_teacher_bert")
-  checkpoint = _save_classifier(config, tmp_path / "teacher.ckpt")
+  checkpoint = _save_model(kind, config, tmp_path / "teacher.ckpt")
   with tf.Graph().as_default():
-    _, losses = _train_graph(config, config, checkpoint, LossWeights(0.0, 2.0, 1.0, 1.0))
+    _, losses = _train_graph(kind, config, config, checkpoint, LossWeights(0.0, 2.0, 1.0, 1.0))
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       values = session.run(losses)
@@ -151,31 +167,40 @@ def test_loss_is_zero_when_the_student_is_the_teacher(tmp_path):
     assert abs(value) < 1e-5, (name, value)
 
 
-def test_teacher_is_frozen_and_the_student_trains(tmp_path):
+@pytest.mark.parametrize("kind", sorted(HEADS))
+def test_teacher_is_frozen_and_the_student_trains(kind, tmp_path):
   teacher = _no_dropout("tiny_teacher_bert")
-  checkpoint = _save_classifier(teacher, tmp_path / "teacher.ckpt")
+  checkpoint = _save_model(kind, teacher, tmp_path / "teacher.ckpt")
   stored = {name: tf.train.load_variable(checkpoint, name)
             for name, _ in tf.train.list_variables(checkpoint)}
   with tf.Graph().as_default():
-    spec, losses = _train_graph(_no_dropout("tiny_student_f2"), teacher, checkpoint,
+    spec, losses = _train_graph(kind, _no_dropout("tiny_student_f2"), teacher, checkpoint,
                                 LossWeights(0.5, 2.0, 1.0, 1.0), init_student=False)
     trainable = {v.op.name for v in tf.trainable_variables()}
     teacher_vars = [v for v in tf.global_variables() if v.op.name.startswith(TEACHER_SCOPE + "/")]
     assert len(teacher_vars) == len(stored)  # the whole teacher, head included, from the checkpoint
     assert not trainable & {v.op.name for v in teacher_vars}
     assert trainable and all(not n.startswith(TEACHER_SCOPE) for n in trainable)
-    student_kernel = next(v for v in tf.trainable_variables() if v.op.name == "output_weights")
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
-      before = session.run(student_kernel)
+      before = session.run(tf.trainable_variables())
       first = session.run(losses["total_loss"])
       for _ in range(3):
         session.run(spec.train_op)
       after = session.run(teacher_vars)
       assert session.run(losses["total_loss"]) < first
-      assert not np.allclose(session.run(student_kernel), before)
+      moved = [not np.allclose(a, b) for a, b in zip(session.run(tf.trainable_variables()), before)]
+      assert sum(moved) > len(moved) // 2
   for var, value in zip(teacher_vars, after):
     np.testing.assert_array_equal(value, stored[var.op.name[len(TEACHER_SCOPE) + 1:]])
+
+
+def test_a_kind_without_distillation_targets_refuses_a_teacher():
+  config = _no_dropout("tiny_teacher_bert")
+  head = HEADS["span"](config)._replace(distill_targets=None)
+  train = _train_settings(None, TaskDistillation(config, "unused", LossWeights(0.5)))
+  with pytest.raises(cli.FlagError, match="--bert_teacher_config_file"):
+    model_lib.model_fn_builder(model_lib.EncoderSettings(config), head, train)
 
 
 def test_bench_times_every_way_of_paying_for_the_teacher():

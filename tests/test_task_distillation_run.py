@@ -11,8 +11,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import REFERENCE, ROOT
-from finetune.classifier_runner import ClassifierRunConfig, run
-from finetune.distillation_settings import GROUND_TRUTH_RATIO_WITH_TEACHER, DistillationSettings
+from finetune.classification.runner import ClassifierRunConfig, run
+from finetune.core.distillation_settings import GROUND_TRUTH_RATIO_WITH_TEACHER, DistillationSettings
 from mobilebert import cli
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings

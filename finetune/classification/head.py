@@ -10,6 +10,7 @@ from typing import NamedTuple, Optional
 import tensorflow.compat.v1 as tf
 
 from finetune.core import model as model_lib
+from finetune.core.task_distillation import DistillTarget
 from mobilebert import modeling
 
 CLASSIFIER_DROPOUT = 0.1  # the original's fixed keep_prob 0.9
@@ -69,7 +70,12 @@ def _eval_metrics(outputs, features):
   return metric_fn, [outputs.per_example_loss, features["label_ids"], outputs.logits, is_real]
 
 
+def _distill_targets(outputs, features):
+  del features
+  return (DistillTarget(outputs.logits),)  # [B, C]: the distribution over the classes
+
+
 def head(num_labels, bert_config, dropout_prob=CLASSIFIER_DROPOUT):
   """The classification Head for finetune/core/model.py (features: label_ids, is_real_example [B])."""
   return model_lib.Head(_build(num_labels, bert_config.initializer_range, dropout_prob),
-                        _predictions, _eval_metrics)
+                        _predictions, _eval_metrics, _distill_targets)

@@ -1,9 +1,11 @@
 """The one model_fn of fine-tuning: the encoder, initialization from a checkpoint, the training branch;
 a kind's `Head` adds its layers, its named loss, its eval metrics and its prediction tensors.
 
-The head's outputs are a named tuple with at least `logits` (the head's pre-softmax scores, so a
-distillation loss can be added on them without knowing the kind) and `loss` (scalar, None without
-labels). Dimension letters: B batch, T sequence.
+The head's outputs are a named tuple with at least `logits` (the head's pre-softmax scores) and `loss`
+(scalar, None without labels). With a teacher (TrainSettings.distillation), training also builds the
+kind's encoder and head a second time, frozen under teacher/ (task_teacher.py), and minimizes the
+distillation losses (task_distillation.py) of what the head's `distill_targets` names.
+Dimension letters: B batch, T sequence.
 """
 
 import dataclasses
@@ -11,7 +13,10 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow.compat.v1 as tf
 
+from finetune.core import task_teacher
+from finetune.core.distillation_settings import TaskDistillation
 from mobilebert import checkpoint as checkpoint_lib
+from mobilebert import cli
 from mobilebert import modeling, optimization, quantization
 from mobilebert.config import BertConfig
 
@@ -40,6 +45,7 @@ class TrainSettings(NamedTuple):
   optimizer: str
   weight_decay_rate: float
   use_tpu: bool
+  distillation: Optional[TaskDistillation] = None  # learn from this fine-tuned teacher too
 
 
 class Head(NamedTuple):
@@ -49,10 +55,14 @@ class Head(NamedTuple):
   predictions(outputs, features) -> dict of tensors PREDICT yields per example.
   eval_metrics(outputs, features) -> (metric_fn, tensors) for EVAL; None: the kind scores on the
     host only and EVAL is refused.
+  distill_targets(outputs, features) -> tuple of task_distillation.DistillTarget: what a student
+    learns from a teacher's same head (classes, span positions with padding masked, ...); None: the
+    kind cannot be distilled and the teacher flags are refused.
   """
   build: Callable
   predictions: Callable
   eval_metrics: Optional[Callable] = None
+  distill_targets: Optional[Callable] = None
 
 
 def build_encoder(settings, is_training, input_ids, input_mask, segment_ids):
@@ -68,9 +78,27 @@ def build_encoder(settings, is_training, input_ids, input_mask, segment_ids):
 def create_model(encoder, head, is_training, features):
   """The encoder and the head on `features` (input_ids, input_mask, segment_ids and the kind's
   labels); returns the head's outputs."""
+  return _encoder_and_head(encoder, head, is_training, features)[1]
+
+
+def _encoder_and_head(encoder, head, is_training, features):
+  """(BertModel, the head's outputs) of create_model."""
   model = build_encoder(encoder, is_training, features["input_ids"], features["input_mask"],
                         features["segment_ids"])
-  return head.build(model, features, is_training)
+  return model, head.build(model, features, is_training)
+
+
+def _distill(encoder, head, train, features, model, outputs, scaffold_fn):
+  """(DistillationLosses, scaffold_fn): the kind's encoder and head again as the frozen teacher."""
+
+  def build_teacher(teacher_config):
+    teacher_encoder = dataclasses.replace(encoder, bert_config=teacher_config,
+                                          use_quantized_training=False)
+    teacher_model, teacher_outputs = _encoder_and_head(teacher_encoder, head, False, features)
+    return teacher_model, head.distill_targets(teacher_outputs, features)
+
+  return task_teacher.distill(train.distillation, build_teacher, outputs.loss, model,
+                              head.distill_targets(outputs, features), scaffold_fn, train.use_tpu)
 
 
 def model_fn_builder(encoder, head, train=None):
@@ -78,22 +106,29 @@ def model_fn_builder(encoder, head, train=None):
 
   Labels travel in `features` (TPUEstimator input_fns return one dict).
   """
+  if train is not None and train.distillation is not None and head.distill_targets is None:
+    raise cli.FlagError("this kind of task has no distillation targets: drop "
+                        "--bert_teacher_config_file")
 
   def model_fn(features, labels, mode, params):
     del labels, params
     is_training = mode == tf.estimator.ModeKeys.TRAIN
     if mode == tf.estimator.ModeKeys.EVAL and head.eval_metrics is None:
       raise ValueError(f"this kind supports TRAIN and PREDICT (scored on the host), not {mode}")
-    outputs = create_model(encoder, head, is_training, features)
+    model, outputs = _encoder_and_head(encoder, head, is_training, features)
     if is_training:
       # Eval and predict restore the fine-tuned checkpoint itself; only training starts from init.
       scaffold_fn = checkpoint_lib.scaffold_fn(train.init_checkpoint, train.use_tpu,
                                                train.skip_mismatched_variables)
+      loss = outputs.loss
+      if train.distillation is not None:
+        losses, scaffold_fn = _distill(encoder, head, train, features, model, outputs, scaffold_fn)
+        loss = losses.total
       train_op = optimization.create_optimizer(
-          outputs.loss, train.learning_rate, train.num_train_steps, train.num_warmup_steps,
+          loss, train.learning_rate, train.num_train_steps, train.num_warmup_steps,
           train.use_tpu, optimizer=train.optimizer, weight_decay_rate=train.weight_decay_rate,
           loss_scale=FLOAT16_LOSS_SCALE if encoder.compute_type == tf.float16 else None)
-      return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=outputs.loss, train_op=train_op,
+      return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op,
                                                scaffold_fn=scaffold_fn)
     if mode == tf.estimator.ModeKeys.EVAL:
       return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=outputs.loss,

@@ -3,14 +3,18 @@
 A kind's runner subclasses `FinetuneRunConfig` (keyword-only, each field the flag of the same name),
 overriding defaults that differ (run_cmrc2018 trains 2 epochs at 3e-5), and its entry point defines
 its flags with `default(Config, name)`, so a default is written once: in the dataclass. The model,
-run and quantization flags shared with pretraining are defined in mobilebert/flags.py.
+run and quantization flags shared with pretraining are defined in mobilebert/flags.py, the teacher
+flags of task-specific distillation in distillation_settings.py.
 """
 
 import dataclasses
 from typing import Optional
 
+from finetune.core import distillation_settings
+from finetune.core.distillation_settings import DistillationSettings
 from finetune.core.model import EncoderSettings, TrainSettings
 from mobilebert import cli
+from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 
 
@@ -39,6 +43,7 @@ class FinetuneRunConfig:
   predict_checkpoint: str = "latest"
   log_every_n_steps: int = 100
   use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
+  distillation: DistillationSettings = DistillationSettings()  # a fine-tuned teacher (its own flags)
 
   @property
   def cache_dir(self):
@@ -75,12 +80,18 @@ class FinetuneRunConfig:
         compute_type=self.run.compute_dtype, use_quantized_training=self.use_quantized_training)
 
   def train_settings(self, num_train_steps, num_warmup_steps):
+    """TrainSettings, with the teacher (checked against the student's config) when one is given."""
+    distillation = None
+    if self.distillation.enabled:
+      distillation = self.distillation.resolve(BertConfig.from_json_file(self.bert_config_file),
+                                               self.max_seq_length)
     return TrainSettings(
         init_checkpoint=self.init_checkpoint,
         skip_mismatched_variables=self.skip_mismatched_variables,
         learning_rate=self.learning_rate, num_train_steps=num_train_steps,
         num_warmup_steps=num_warmup_steps, optimizer=self.optimizer,
-        weight_decay_rate=self.weight_decay_rate, use_tpu=self.run.use_tpu)
+        weight_decay_rate=self.weight_decay_rate, use_tpu=self.run.use_tpu,
+        distillation=distillation)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -118,6 +129,7 @@ def default(config_class, name):
 
 def config_from_flags(config_class, flag_values, **given):
   """`config_class` from the flags of the same names; `given` fields are passed as they are."""
+  given.setdefault("distillation", distillation_settings.from_flags(flag_values))
   names = {f.name for f in dataclasses.fields(config_class)} - {"run"} - set(given)
   return config_class(run=RunSettings.from_flags(flag_values), **given,
                       **{name: getattr(flag_values, name) for name in names})

@@ -36,14 +36,16 @@ def prepare(config, outputs, inputs):
     outputs, inputs: {flag: path} beyond --output_dir / --tfrecord_dir and --vocab_file,
       --bert_config_file, --init_checkpoint.
   Returns:
-    (BertConfig, FullTokenizer).
+    (BertConfig, FullTokenizer). The teacher flags are checked too (resolved again for training).
   """
   atomic_io.check_spares_inputs(
       {"--output_dir": config.run.output_dir, "--tfrecord_dir": config.tfrecord_dir, **outputs},
       {**inputs, "--vocab_file": config.vocab_file, "--bert_config_file": config.bert_config_file,
-       "--init_checkpoint": atomic_io.checkpoint_inputs(config.init_checkpoint)})
+       "--init_checkpoint": atomic_io.checkpoint_inputs(config.init_checkpoint),
+       **config.distillation.input_paths()})
   bert_config = BertConfig.from_json_file(config.bert_config_file)
   bert_config.check_seq_length(config.max_seq_length, source=config.bert_config_file)
+  config.distillation.resolve(bert_config, config.max_seq_length)  # bad teacher flags stop it here
   tf.io.gfile.makedirs(config.run.output_dir)
   return bert_config, FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
 

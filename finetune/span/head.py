@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 import tensorflow.compat.v1 as tf
 
 from finetune.core import model as model_lib
+from finetune.core.task_distillation import DistillTarget
 from mobilebert import modeling
 
 
@@ -72,7 +73,16 @@ def _predictions(outputs, features):
           "end_logits": outputs.end_logits}
 
 
+def _distill_targets(outputs, features):
+  """The start and the end distributions over the positions [B, T]; padding is never an answer, so
+  it is masked out of both models' distributions."""
+  mask = features["input_mask"]
+  return (DistillTarget(outputs.start_logits, class_mask=mask),
+          DistillTarget(outputs.end_logits, class_mask=mask))
+
+
 def head(bert_config):
   """The span Head for finetune/core/model.py (training features: start_positions, end_positions [B]).
   No EVAL mode: predictions are scored on the host with the official metric."""
-  return model_lib.Head(_build(bert_config.initializer_range), _predictions)
+  return model_lib.Head(_build(bert_config.initializer_range), _predictions,
+                        distill_targets=_distill_targets)

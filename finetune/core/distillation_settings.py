@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 
 from absl import flags
 
-from finetune.task_distillation import LossWeights
+from finetune.core.task_distillation import LossWeights
 from mobilebert import atomic_io
 from mobilebert import checkpoint
 from mobilebert import cli
@@ -135,7 +135,10 @@ def define_flags():
 
 
 def from_flags(flag_values):
-  """DistillationSettings of the parsed flags; an unset ratio stays None whatever its flag default."""
+  """DistillationSettings of the parsed flags (defaults for an entry point without them); an unset
+  ratio stays None whatever its flag default (run_pretraining's is 1)."""
+  if "teacher_init_checkpoint" not in flag_values:
+    return DistillationSettings()
   values = {f.name: getattr(flag_values, f.name) for f in dataclasses.fields(DistillationSettings)}
   if not flag_values["distill_ground_truth_ratio"].present:
     values["distill_ground_truth_ratio"] = None

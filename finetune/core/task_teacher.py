@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import tensorflow.compat.v1 as tf
 
-from finetune import task_distillation
+from finetune.core import task_distillation
 from mobilebert import checkpoint
 from pretrain.pretraining_model import TEACHER_SCOPE
 
