@@ -3,7 +3,9 @@ teacher's values unchanged in the student's checkpoint, named losses in TensorBo
 flag reported naming the flag."""
 
 import glob
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -102,6 +104,21 @@ def test_the_teacher_output_dir_is_never_the_students(task):
                       f"--teacher_init_checkpoint={teacher_dir}"))
   assert result.returncode == cli.EXIT_USER_ERROR
   assert "--teacher_init_checkpoint" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_teacher_fine_tuned_with_other_labels_is_refused(task, tmp_path):
+  data, teacher_dir = task
+  teacher = tmp_path / "teacher"
+  shutil.copytree(teacher_dir, teacher)
+  (teacher / "label_list.json").write_text(json.dumps({"task": "lcqmc", "labels": ["1", "0"]}))
+  config = ClassifierRunConfig(
+      task_name="lcqmc", data_dir=str(data), vocab_file=str(data / "vocab.txt"),
+      bert_config_file=str(data / "tiny_student_f2.json"), max_seq_length=16, do_train=True,
+      run=RunSettings(output_dir=str(tmp_path / "student")),
+      distillation=DistillationSettings(str(data / "tiny_teacher_bert.json"), str(teacher)))
+  with pytest.raises(cli.FlagError, match=r"the model in --teacher_init_checkpoint was trained with "
+                                          r"labels \['1', '0'\]"):
+    run(config)
 
 
 def _student(data):

@@ -62,17 +62,20 @@ class RunReport(NamedTuple):
   selected_by: str = BEST_METRIC  # the metric that picked `best`
 
 
-def check_label_list(output_dir, task):
-  """Refuses an output_dir whose model was trained with other labels (its head would be misread)."""
+def check_label_list(output_dir, task, flag="--output_dir"):
+  """Refuses an output_dir (or a teacher's, `flag` --teacher_init_checkpoint) whose model was trained
+  with other labels (its head would be misread)."""
   path = os.path.join(output_dir, LABEL_FILE)
   if not tf.io.gfile.exists(path):
     return path
   with tf.io.gfile.GFile(path, "r") as f:
     saved = json.loads(f.read())
   if saved.get("labels") != task.labels:
-    raise cli.FlagError(f"{path}: the model in --output_dir was trained with labels "
+    fix = ("Use a new --output_dir." if flag == "--output_dir" else
+           f"Give a {flag} fine-tuned with the task's labels.")
+    raise cli.FlagError(f"{path}: the model in {flag} was trained with labels "
                         f"{saved.get('labels')} (task {saved.get('task')}); task {task.name} now has "
-                        f"{task.labels}. Use a new --output_dir.")
+                        f"{task.labels}. {fix}")
   return path
 
 
@@ -140,6 +143,10 @@ def run(config):
   if task.task_type == REGRESSION and (config.lite_model_path or config.use_post_quantization):
     raise cli.FlagError(f"--lite_model_path / --use_post_quantization score classifiers; task "
                         f"{task.name} is a regression task")
+  if config.distillation.enabled:  # the teacher's head must score the same classes in the same order
+    teacher = config.distillation.teacher_init_checkpoint
+    check_label_list(teacher if tf.io.gfile.isdir(teacher) else os.path.dirname(teacher), task,
+                     "--teacher_init_checkpoint")
   _check_seq_length(config, task)
 
   def featurize(split, require_labels=True):
