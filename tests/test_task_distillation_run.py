@@ -11,9 +11,11 @@ import sys
 
 import pytest
 import tensorflow.compat.v1 as tf
+from absl import flags as absl_flags
 
 from conftest import REFERENCE, ROOT
 from finetune.classification.runner import ClassifierRunConfig, run
+from finetune.core import distillation_settings
 from finetune.core.distillation_settings import GROUND_TRUTH_RATIO_WITH_TEACHER, DistillationSettings
 from mobilebert import cli
 from mobilebert.config import BertConfig
@@ -119,6 +121,17 @@ def test_a_teacher_fine_tuned_with_other_labels_is_refused(task, tmp_path):
   with pytest.raises(cli.FlagError, match=r"the model in --teacher_init_checkpoint was trained with "
                                           r"labels \['1', '0'\]"):
     run(config)
+
+
+def test_an_unset_ratio_means_the_default_with_a_teacher_even_after_run_pretraining_defined_it():
+  flag_values = absl_flags.FlagValues()
+  absl_flags.DEFINE_float("distill_ground_truth_ratio", 1.0, "pretraining's", flag_values=flag_values)
+  distillation_settings.define_flags(flag_values)
+  flag_values(["prog", "--bert_teacher_config_file=t.json"])
+  assert distillation_settings.from_flags(flag_values).distill_ground_truth_ratio is None
+  flag_values(["prog", "--distill_ground_truth_ratio=1"])
+  assert distillation_settings.from_flags(flag_values).distill_ground_truth_ratio == 1.0
+  assert distillation_settings.from_flags(absl_flags.FlagValues()) == DistillationSettings()
 
 
 def _student(data):

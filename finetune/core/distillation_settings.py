@@ -124,14 +124,15 @@ _HELP = {
 }
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
   """Defines the flags (once: run_pretraining defines some of the same names)."""
   for field in dataclasses.fields(DistillationSettings):
-    if field.name in flags.FLAGS:
+    if field.name in flag_values:
       continue
     kind = "string" if field.name in ("bert_teacher_config_file", "teacher_init_checkpoint") \
         else "float"
-    getattr(flags, f"DEFINE_{kind}")(field.name, field.default, _HELP[field.name])
+    getattr(flags, f"DEFINE_{kind}")(field.name, field.default, _HELP[field.name],
+                                     flag_values=flag_values)
 
 
 def from_flags(flag_values):
