@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from finetune.classification import head as classification_head
+from finetune.classification import regression_head
 from finetune.core import model as model_lib
 from finetune.core import task_distillation
 from finetune.core.distillation_settings import TaskDistillation
@@ -106,6 +107,7 @@ def test_layer_map_is_uniform_and_ends_on_the_last_teacher_layer():
 
 # -- the teacher in the one model_fn's training graph ------------------------------------------------
 HEADS = {"classification": lambda config: classification_head.head(LABELS, config, dropout_prob=0.0),
+         "regression": lambda config: regression_head.head(config, dropout_prob=0.0),
          "span": span_head.head}
 
 
@@ -122,6 +124,7 @@ def _features():
   return {"input_ids": tf.constant(rng.randint(5, 512, [BATCH, SEQ]).astype(np.int32) * mask),
           "input_mask": tf.constant(mask), "segment_ids": tf.zeros([BATCH, SEQ], tf.int32),
           "label_ids": tf.constant([0, 2, 1]), "is_real_example": tf.ones([BATCH], tf.int32),
+          "label_values": tf.constant([0.5, 4.0, 2.5]),
           "start_positions": tf.constant([1, 2, 3]), "end_positions": tf.constant([2, 4, 3])}
 
 

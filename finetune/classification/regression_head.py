@@ -12,6 +12,7 @@ import tensorflow.compat.v1 as tf
 
 from finetune.classification.head import CLASSIFIER_DROPOUT
 from finetune.core import model as model_lib
+from finetune.core.task_distillation import DistillTarget
 from mobilebert import modeling
 
 
@@ -63,7 +64,13 @@ def _eval_metrics(outputs, features):
   return metric_fn, [outputs.per_example_loss, tf.cast(features["is_real_example"], tf.float32)]
 
 
+def _distill_targets(outputs, features):
+  del features
+  # A value has no distribution to soften: the student matches the teacher's prediction (MSE).
+  return (DistillTarget(outputs.predictions, regression=True),)
+
+
 def head(bert_config, dropout_prob=CLASSIFIER_DROPOUT):
   """The regression Head for finetune/core/model.py (features: label_values float32, is_real_example)."""
   return model_lib.Head(_build(bert_config.initializer_range, dropout_prob), _predictions,
-                        _eval_metrics)
+                        _eval_metrics, _distill_targets)
