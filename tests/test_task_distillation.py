@@ -11,7 +11,7 @@ import tensorflow.compat.v1 as tf
 from finetune.classification import head as classification_head
 from finetune.classification import regression_head
 from finetune.core import model as model_lib
-from finetune.core import task_distillation
+from finetune.core import task_distillation, task_teacher
 from finetune.core.distillation_settings import TaskDistillation
 from finetune.core.task_distillation import DistillTarget, LossWeights
 from finetune.span import head as span_head
@@ -196,6 +196,22 @@ def test_teacher_is_frozen_and_the_student_trains(kind, tmp_path):
       assert sum(moved) > len(moved) // 2
   for var, value in zip(teacher_vars, after):
     np.testing.assert_array_equal(value, stored[var.op.name[len(TEACHER_SCOPE) + 1:]])
+
+
+def test_on_tpu_the_teacher_is_initialized_by_the_scaffold(tmp_path):
+  config = _no_dropout("tiny_teacher_bert")
+  checkpoint = _save_model("classification", config, tmp_path / "teacher.ckpt")
+  with tf.Graph().as_default():
+    teacher = task_teacher.build_teacher(lambda: model_lib.create_model(
+        model_lib.EncoderSettings(config), HEADS["classification"](config), False, _features()))
+    scaffold_fn = task_teacher.scaffold_fn(None, checkpoint, teacher.variables, use_tpu=True)
+    assert isinstance(scaffold_fn(), tf.train.Scaffold)  # the host graph's initialization
+    kernel = next(v for v in teacher.variables if v.op.name == f"{TEACHER_SCOPE}/output_weights")
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      np.testing.assert_array_equal(session.run(kernel),
+                                    tf.train.load_variable(checkpoint, "output_weights"))
+    assert not tf.trainable_variables()
 
 
 def test_a_kind_without_distillation_targets_refuses_a_teacher():
