@@ -21,7 +21,7 @@ import functools
 
 from absl import app, flags, logging
 
-from finetune.core import run_config, runner as runner_lib
+from finetune.core import distillation_settings, run_config, runner as runner_lib
 from finetune.tagging.formats import FORMATS
 from finetune.tagging.runner import TaggingRunConfig, run
 from mobilebert import cli
@@ -31,6 +31,7 @@ shared_flags.define_model_flags()
 shared_flags.define_run_flags()
 cli.define_verbose_flag()
 shared_flags.define_quantization_flags()
+distillation_settings.define_flags()
 
 # Flag defaults are the config's field defaults (written once, in TaggingRunConfig).
 _DEFAULT = functools.partial(run_config.default, TaggingRunConfig)

@@ -15,6 +15,7 @@ from finetune.core import task_distillation, task_teacher
 from finetune.core.distillation_settings import TaskDistillation
 from finetune.core.task_distillation import DistillTarget, LossWeights
 from finetune.span import head as span_head
+from finetune.tagging import model as tagging_model
 from mobilebert import cli
 from mobilebert.config import BertConfig
 from pretrain.pretraining_model import TEACHER_SCOPE
@@ -108,7 +109,14 @@ def test_layer_map_is_uniform_and_ends_on_the_last_teacher_layer():
 # -- the teacher in the one model_fn's training graph ------------------------------------------------
 HEADS = {"classification": lambda config: classification_head.head(LABELS, config, dropout_prob=0.0),
          "regression": lambda config: regression_head.head(config, dropout_prob=0.0),
-         "span": span_head.head}
+         "span": span_head.head,
+         "tagging": lambda config: tagging_model.head(LABELS, config)}
+
+
+@pytest.fixture(autouse=True)
+def no_tagging_dropout(monkeypatch):
+  """The tagging head's dropout is a constant; without it the student can equal the teacher."""
+  monkeypatch.setattr(tagging_model, "DROPOUT", 0.0)
 
 
 def _no_dropout(name):
@@ -125,6 +133,8 @@ def _features():
           "input_mask": tf.constant(mask), "segment_ids": tf.zeros([BATCH, SEQ], tf.int32),
           "label_ids": tf.constant([0, 2, 1]), "is_real_example": tf.ones([BATCH], tf.int32),
           "label_values": tf.constant([0.5, 4.0, 2.5]),
+          "tag_ids": tf.constant(rng.randint(0, LABELS, [BATCH, SEQ]).astype(np.int32)),
+          "first_piece": tf.constant((rng.rand(BATCH, SEQ) < 0.7).astype(np.int32) * mask),
           "start_positions": tf.constant([1, 2, 3]), "end_positions": tf.constant([2, 4, 3])}
 
 

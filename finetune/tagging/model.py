@@ -11,6 +11,7 @@ from typing import NamedTuple
 import tensorflow.compat.v1 as tf
 
 from finetune.core.model import Head
+from finetune.core.task_distillation import DistillTarget
 from mobilebert import heads, modeling
 
 LOSS_NAME = "tagging_loss"
@@ -52,4 +53,8 @@ def head(num_tags, bert_config):
     return {"probabilities": tf.identity(outputs.probabilities, name="tag_probabilities"),
             "first_piece": features["first_piece"], "is_real_example": features["is_real_example"]}
 
-  return Head(build, predictions)
+  def distill_targets(outputs, features):
+    # The tag distribution of each position the task loss scores (the first piece of each unit).
+    return (DistillTarget(outputs.logits, row_weights=features["first_piece"]),)
+
+  return Head(build, predictions, distill_targets=distill_targets)
