@@ -7,10 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import REFERENCE, ROOT
+from finetune.core.distillation_settings import DistillationSettings
 from finetune.tagging.runner import TaggingRunConfig, run
+from mobilebert import cli
 from mobilebert.run_config import RunSettings
 from pretrain.pretraining_model import TEACHER_SCOPE
 
@@ -59,3 +62,12 @@ def test_run_tagging_distills_from_a_fine_tuned_teacher(tmp_path):
   kernel = "tagging/output_weights"
   np.testing.assert_array_equal(tf.train.load_variable(student, f"{TEACHER_SCOPE}/{kernel}"),
                                 tf.train.load_variable(teacher, kernel))
+  # a teacher trained with other entity types (so other tags) is refused before training
+  (teacher_dir / "label_list.json").write_text(json.dumps({"labels": ["O", "B-PER", "I-PER"]}))
+  with pytest.raises(cli.FlagError, match=r"the model in --teacher_init_checkpoint was trained with "
+                                          r"tags \['O', 'B-PER', 'I-PER'\]"):
+    run(TaggingRunConfig(data_dir=str(data), data_format="jsonl", vocab_file=str(vocab),
+                         bert_config_file=str(configs["tiny_student_f2"]), max_seq_length=16,
+                         do_train=True, run=RunSettings(output_dir=str(tmp_path / "again")),
+                         distillation=DistillationSettings(str(configs["tiny_teacher_bert"]),
+                                                           str(teacher_dir))))

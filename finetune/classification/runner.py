@@ -144,9 +144,7 @@ def run(config):
     raise cli.FlagError(f"--lite_model_path / --use_post_quantization score classifiers; task "
                         f"{task.name} is a regression task")
   if config.distillation.enabled:  # the teacher's head must score the same classes in the same order
-    teacher = config.distillation.teacher_init_checkpoint
-    check_label_list(teacher if tf.io.gfile.isdir(teacher) else os.path.dirname(teacher), task,
-                     "--teacher_init_checkpoint")
+    check_label_list(config.distillation.teacher_dir(), task, "--teacher_init_checkpoint")
   _check_seq_length(config, task)
 
   def featurize(split, require_labels=True):

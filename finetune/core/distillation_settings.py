@@ -14,8 +14,10 @@ own checkpoint (the student keeps --init_checkpoint for its pretrained weights):
 """
 
 import dataclasses
+import os
 from typing import NamedTuple, Optional
 
+import tensorflow.compat.v1 as tf
 from absl import flags
 
 from finetune.core.task_distillation import LossWeights
@@ -50,6 +52,11 @@ class DistillationSettings:
   @property
   def enabled(self):
     return bool(self.bert_teacher_config_file)
+
+  def teacher_dir(self):
+    """The teacher's output directory (where its label list is): the flag's, or its checkpoint's."""
+    path = self.teacher_init_checkpoint
+    return path if tf.io.gfile.isdir(path) else os.path.dirname(path)
 
   def input_paths(self):
     """{flag: path} of the files the run reads for the teacher (never to be written over)."""

@@ -68,6 +68,18 @@ def saved_entity_types(output_dir, labels):
   return types
 
 
+def _check_teacher_tags(teacher_dir, task):
+  """The teacher's head must score the task's tags in the same order (its label_list.json says)."""
+  path = os.path.join(teacher_dir, LABEL_FILE)
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path, "r") as f:
+    tags = json.loads(f.read()).get("labels")
+  if tags != list(task.tag_names):
+    raise cli.FlagError(f"{path}: the model in --teacher_init_checkpoint was trained with tags {tags}; "
+                        f"the task has {list(task.tag_names)}. Give a teacher fine-tuned with them.")
+
+
 def write_model_description(config, task):
   """label_list.json (tags and entity types: a later run must agree) and what the predict command
   reads (finetune/core/model_dir.py: config, vocab, finetune_settings.json with the tags)."""
@@ -111,6 +123,8 @@ def run(config):
                                               {"--data_dir": config.data_dir})
   types = saved_entity_types(output_dir, config.labels) or config.labels
   task = TaggingTask(config.data_dir, config.data_format, types)
+  if config.distillation.enabled:
+    _check_teacher_tags(config.distillation.teacher_dir(), task)
 
   def featurize(split, require_labels=True):
     return features_lib.cached_features(task, split, tokenizer, config.vocab_file,
