@@ -5,8 +5,11 @@ Each side runs in its own worker process (bench/workers.py), built once per case
 between the two and the medians are reported.
 
   python bench/bench_model.py [--config config/student_base_f2.json] [--seq 128] [--rounds 5]
-  python bench/bench_model.py --tflite     # also batch-1 inference of our float32 / int8 TFLite exports
-                                           # (on LiteRT when installed; --tflite_runtime=tensorflow)
+  python bench/bench_model.py --tflite     # also batch-1 inference of our TFLite exports: float32,
+                                           # float16, dynamic / full / QAT int8 (bench/tflite_models.py;
+                                           # on LiteRT when installed; --tflite_runtime=tensorflow)
+  python bench/bench_model.py --tflite_only --results_dir bench/results   # those alone, and the
+                                           # device targets in bench/results/<cpu kind>.json
   python bench/bench_model.py --memory     # peak RSS of a fine-tuning run, each framework alone
 
 Prints a markdown table with the machine and versions, per-step times, throughput, the ratio
@@ -14,22 +17,20 @@ peer/ours, and the achieved GFLOP/s of each side as a fraction of the machine's 
 """
 
 import argparse
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
+import device_targets  # noqa: E402
 import machine  # noqa: E402
+import tflite_models  # noqa: E402
 from workers import Worker  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (label, batch, training, steps per round)
 CASES = (("fine-tuning step", 32, True, 3), ("inference", 1, False, 20), ("inference", 32, False, 3))
-TFLITE_VARIANTS = ("float32", "dynamic_int8")
 TFLITE_STEPS = 20
 
 
@@ -73,38 +74,6 @@ class Classifier:
     self.session.close()
 
 
-class TFLite:
-  """Our TFLite export (float32 or dynamic-range int8) of a freshly initialized encoder, batch 1."""
-
-  def __init__(self, config_file, seq, variant, threads=None, runtime=None):
-    import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-    from mobilebert import modeling  # pylint: disable=g-import-not-at-top
-    from mobilebert.config import BertConfig  # pylint: disable=g-import-not-at-top
-    from mobilebert.export import tflite, tflite_eval  # pylint: disable=g-import-not-at-top
-    config = BertConfig.from_json_file(config_file)
-    work_dir = tempfile.mkdtemp(prefix="bench_tflite_")
-    atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
-    prefix = os.path.join(work_dir, "model.ckpt")
-    with tf.Graph().as_default() as graph:
-      tf.set_random_seed(0)
-      modeling.BertModel(config, False, tf.zeros([1, seq], tf.int32))
-      with tf.Session(config=compare.session_config(threads)) as session:
-        session.run(tf.global_variables_initializer())
-        tf.train.Saver().save(session, prefix)
-    path = os.path.join(work_dir, f"model.{variant}.tflite")
-    tflite.export_tflite(config, prefix, path, variant, seq_length=seq, overwrite=True)
-    self.runner = tflite_eval.TFLiteRunner(path, num_threads=threads or os.cpu_count(),
-                                           runtime=runtime)
-    ids, mask, _ = compare.batch_of(config.vocab_size, 1, seq)
-    self.features = {"input_ids": ids, "input_mask": mask, "segment_ids": 0 * ids}
-    self.info = {"flops_per_step": compare.forward_flops_per_sequence(
-                     config, seq, compare.graph_variables(graph)),
-                 "size_bytes": os.path.getsize(path), "runtime": self.runner.runtime}
-
-  def step(self):
-    self.runner.run(self.features, batch_size=1)
-
-
 # -- parent ----------------------------------------------------------------------------------------
 def classifier_sides(args, batch, training):
   ours = compare.Side("bench_model:Classifier", dict(
@@ -120,27 +89,36 @@ def run_speed(args):
   with compare.Workers(reuse=args.reuse_workers) as workers:
     peak = compare.matmul_peak_gflops(workers, args.peak_size, args.threads)
     results = []
-    for label, batch, training, steps in CASES:
+    for label, batch, training, steps in () if args.tflite_only else CASES:
       ours, peer = classifier_sides(args, batch, training)
       results.append(compare.run_case(workers, f"{label}, batch {batch}", ours, peer, batch,
                                       args.steps or steps, args.rounds,
                                       compare.warmup_steps(args.xla)))
-    if args.tflite:
+    tflite_results = {}
+    if args.tflite or args.tflite_only:
       _, peer = classifier_sides(args, 1, False)
-      for variant in args.tflite_variants.split(","):
-        ours = compare.Side("bench_model:TFLite", dict(config_file=args.config, seq=args.seq,
-                                                       variant=variant, threads=args.threads,
-                                                       runtime=args.tflite_runtime))
-        result = compare.run_case(workers, f"inference, batch 1, TFLite {variant}", ours, peer, 1,
+      for fmt in args.tflite_variants:
+        ours = compare.Side("tflite_models:TFLite", dict(config_file=args.config, seq=args.seq,
+                                                         fmt=fmt, threads=args.threads,
+                                                         runtime=args.tflite_runtime))
+        result = compare.run_case(workers, f"inference, batch 1, TFLite {fmt}", ours, peer, 1,
                                   args.steps or TFLITE_STEPS, args.rounds)
+        tflite_results[fmt] = result
         size = result.info["size_bytes"] / 2 ** 20
         results.append(result._replace(
             case=f"{result.case} ({size:.1f} MB, {result.info['runtime']})"))
-  print(compare.report(
+  description = (
       f"config {os.path.basename(args.config)}, sequence length {args.seq}, float32, "
       f"{'XLA' if args.xla else 'no XLA'}, {args.threads or 'all'} thread(s); peer: transformers "
-      f"MobileBertForSequenceClassification (PyTorch); medians of {args.rounds} alternating rounds",
-      results, peak))
+      f"MobileBertForSequenceClassification (PyTorch); medians of {args.rounds} alternating rounds")
+  print(compare.report(description, results, peak))
+  targets = device_targets.check(tflite_results)
+  if targets:
+    print("\n" + device_targets.format_targets(targets))
+  if args.results_dir:
+    path = device_targets.write_results(args.results_dir, description, results, targets, peak,
+                                        vars(args))
+    print(f"\nwrote {path}")
 
 
 def run_memory(args):
@@ -171,8 +149,15 @@ def main(argv=None):
                       help="measure fine-tuning peak RSS instead of speed")
   parser.add_argument("--tflite", action="store_true",
                       help="also time batch-1 inference of our float32 and int8 TFLite exports")
-  parser.add_argument("--tflite_variants", default=",".join(TFLITE_VARIANTS),
-                      help="comma-separated export variants timed with --tflite")
+  parser.add_argument("--tflite_variants", default=",".join(tflite_models.FORMATS),
+                      type=lambda s: s.split(","),
+                      help="comma-separated numeric formats timed with --tflite, of "
+                      f"{','.join(tflite_models.FORMATS)}")
+  parser.add_argument("--tflite_only", action="store_true",
+                      help="time the TFLite formats only (not the TensorFlow graph's cases)")
+  parser.add_argument("--results_dir", default=None,
+                      help="also write the results and the device targets' pass/fail as JSON to "
+                      "RESULTS_DIR/<cpu kind>.json (bench/results: one file per CPU kind)")
   parser.add_argument("--tflite_runtime", choices=("litert", "tensorflow"), default=None,
                       help="interpreter of --tflite (default: LiteRT when installed, else the one "
                       "bundled with TensorFlow)")
@@ -187,6 +172,9 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if not os.path.isfile(args.config):
     parser.error(f"--config {args.config}: no such file")
+  unknown = [f for f in args.tflite_variants if f not in tflite_models.FORMATS]
+  if unknown:
+    parser.error(f"--tflite_variants: {unknown} not in {list(tflite_models.FORMATS)}")
   if args.xla:
     compare.enable_xla_on_cpu()
   if args.memory:

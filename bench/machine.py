@@ -29,6 +29,14 @@ def cpu_flags():
   return []
 
 
+def cpu_kind():
+  """The SIMD class the benchmarks' results are filed under: avx512, avx2 or other."""
+  flags = cpu_flags()
+  if any(f.startswith("avx512") for f in flags):
+    return "avx512"
+  return "avx2" if "avx2" in flags else "other"
+
+
 def package_version(*distributions):
   """The installed version of the first of `distributions` found (e.g. tensorflow, tensorflow-cpu)."""
   for name in distributions:

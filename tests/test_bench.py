@@ -4,6 +4,7 @@ fails clearly, and the peer's distillation losses are ours on the same tensors a
 Timings are not checked (the machine is shared): only that every row is there with positive numbers.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -69,6 +70,56 @@ def test_bench_model_runs_every_case_with_tflite(capsys):
   _check_report(capsys.readouterr().out, [
       r"fine-tuning step, batch 32", r"inference, batch 1", r"inference, batch 32",
       r"inference, batch 1, TFLite dynamic_int8 \(\d+\.\d MB, (litert|tensorflow)\)"])
+
+
+def test_bench_model_tflite_formats_write_the_device_targets(tmp_path, capsys):
+  """--tflite_only: every numeric format against the peer, and <cpu kind>.json with the targets."""
+  import bench_model  # pylint: disable=g-import-not-at-top
+  import machine  # pylint: disable=g-import-not-at-top
+  formats = ["float32", "dynamic_int8", "full_int8", "qat_int8"]
+  bench_model.main(["--config", STUDENT, *QUICK, "--reuse_workers", "--tflite_only",
+                    "--tflite_variants", ",".join(formats), "--results_dir", str(tmp_path)])
+  out = capsys.readouterr().out
+  _check_report(out.split("| target |")[0], [
+      rf"inference, batch 1, TFLite {f} \(\d+\.\d MB, (litert|tensorflow)\)" for f in formats])
+  results = json.loads((tmp_path / f"{machine.cpu_kind()}.json").read_text())
+  assert results["cpu_kind"] == machine.cpu_kind() and results["cpu_model"] == machine.cpu_model()
+  cases = {c["case"].split(" (")[0].rsplit(" ", 1)[1]: c for c in results["cases"]}
+  assert list(cases) == formats
+  for fmt in formats[1:]:  # 8-bit weights: well under half of the float32 file
+    assert cases[fmt]["size_bytes"] < 0.5 * cases["float32"]["size_bytes"], fmt
+  targets = results["targets"]
+  assert len(targets) == 4 and all(t["passed"] == (t["measured"] >= t["required"]) for t in targets)
+  float32 = cases["float32"]
+  assert targets[0]["measured"] == pytest.approx(float32["peer_ms"] / float32["ours_ms"])
+  assert targets[3]["measured"] == pytest.approx(float32["ours_ms"] / cases["qat_int8"]["ours_ms"])
+  assert re.search(r"^\| qat_int8 TFLite at least 2x faster .* \| (pass|FAIL) \|$", out, re.M), out
+
+
+def test_device_targets_pass_and_fail():
+  import device_targets  # pylint: disable=g-import-not-at-top
+  result = lambda ours, peer: compare.Result("case", ours, peer, 1, None, {})
+  targets = device_targets.check({"float32": result(0.010, 0.012), "dynamic_int8": result(0.004, 1),
+                                  "full_int8": result(0.006, 1)})
+  assert [(round(t.measured, 3), t.passed) for t in targets] == [(1.2, True), (2.5, True),
+                                                                 (1.667, False)]
+  assert device_targets.check({"float32": result(0.02, 0.01)})[0].passed is False
+  assert device_targets.check({"dynamic_int8": result(0.004, 1)}) == []  # nothing to compare with
+
+
+@pytest.mark.parametrize("flags, kind", [(["avx2", "avx512f", "fma"], "avx512"),
+                                         (["avx2", "fma"], "avx2"), ([], "other")])
+def test_cpu_kind_names_the_results_file(monkeypatch, flags, kind):
+  import machine  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(machine, "cpu_flags", lambda: flags)
+  assert machine.cpu_kind() == kind
+
+
+def test_bench_model_refuses_unknown_tflite_formats(capsys):
+  import bench_model  # pylint: disable=g-import-not-at-top
+  with pytest.raises(SystemExit):
+    bench_model.main(["--config", STUDENT, "--tflite", "--tflite_variants", "float32,int4"])
+  assert "--tflite_variants: ['int4'] not in" in capsys.readouterr().err
 
 
 def test_bench_model_memory_reports_the_peak_rss_of_each_side(fake_importable, monkeypatch, capsys):
