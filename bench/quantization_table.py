@@ -34,7 +34,9 @@ def summarize(entries, formats):
                "test_accuracy_mean": accuracy, "test_accuracy_std": accuracy_std,
                "size_bytes": statistics.median(r["size_bytes"] for r in rows),
                "latency_ms_median": statistics.median(r["latency_ms"] for r in rows),
-               "load_average_1min_max": max(r["load_average_1min"] for r in rows)}
+               "load_average_1min_max": max(r["load_average_1min"] for r in rows),
+               "exports_refused": sum(r.get("export_verification", "verified") != "verified"
+                                      for r in rows)}
       paired = [r["test_accuracy"] - by_key[(task, r["seed"], "float32")]["test_accuracy"]
                 for r in rows if (task, r["seed"], "float32") in by_key]
       if paired:
@@ -52,8 +54,10 @@ def markdown(results):
     for fmt, s in formats.items():
       change = ("" if "change_vs_float32_mean" not in s or fmt == "float32" else
                 f"{100 * s['change_vs_float32_mean']:+.1f} ± {100 * s['change_vs_float32_std']:.1f}")
+      refused = (f" ({s['exports_refused']} of {len(s['seeds'])} refused by the export's "
+                 "verification, scored unverified)" if s.get("exports_refused") else "")
       lines.append(
-          f"| {task} (length {s['seq_length']}, {len(s['seeds'])} seeds) | {FORMAT_LABELS[fmt]} | "
+          f"| {task} (length {s['seq_length']}, {len(s['seeds'])} seeds) | {FORMAT_LABELS[fmt]}{refused} | "
           f"{100 * s['test_accuracy_mean']:.1f} ± {100 * s['test_accuracy_std']:.1f} | {change} | "
           f"{s['size_bytes'] / 2 ** 20:.2f} MB | {s['latency_ms_median']:.2f} ms |")
   loads = [s["load_average_1min_max"] for f in results["summary"].values() for s in f.values()]

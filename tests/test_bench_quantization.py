@@ -137,3 +137,26 @@ def test_the_exported_checkpoint_is_the_best_trained_one_on_disk(tmp_path):
   history.write_text(json.dumps({"checkpoints": entries[:1]}))
   with pytest.raises(bench_quantization.BenchError, match="no trained checkpoint"):
     bench_quantization.best_trained_checkpoint(str(history))
+
+
+def test_a_refused_full_integer_export_is_converted_unverified_and_said_so(run, slice_dir,
+                                                                          monkeypatch):
+  output_dir, results = run
+  from mobilebert.export import tflite_eval  # pylint: disable=g-import-not-at-top
+  error = "export: error: TFLite full_int8 model does not match the TensorFlow graph: pooled_output"
+
+  def refused(args, log_path):
+    with open(log_path, "w") as log:
+      log.write(f"{' '.join(args)}\n{error}\n")
+    raise bench_quantization.BenchError(f"command failed (exit 2), see {log_path}")
+
+  monkeypatch.setattr(bench_quantization, "run_command", refused)
+  bench = bench_quantization.Bench(bench_quantization.parse_args(_argv(output_dir, slice_dir)))
+  bench.prepare_data()
+  checkpoint = next(e for e in results["entries"] if e["format"] == "qat_int8")["checkpoint"]
+  path, _, verification = bench.export("chnsenticorp", 9, "qat_int8", checkpoint)
+  assert verification == error
+  runner = tflite_eval.TFLiteRunner(path)
+  assert runner.seq_length == 64 and set(runner.output_names) >= {"probabilities"}
+  with pytest.raises(bench_quantization.BenchError, match="command failed"):
+    bench.export("chnsenticorp", 9, "float32", checkpoint)  # only integer-only models fall back
