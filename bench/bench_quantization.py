@@ -20,7 +20,8 @@ the five files (bench/workers.py). Latency under a loaded machine is noisy: resu
 
 Writes <output_dir>/results.json (every entry, mean and std per task and format, machine, settings) and
 results.md, atomically. Resumable: a finished training run, export, score or latency is kept
-(<output_dir>/entries/*.json, runs/*/*.done.json) and skipped when the command is run again.
+(<output_dir>/entries/*.json, runs/*/*.done.json) and skipped when the command is run again;
+`--remeasure_latency` times the finished entries' files again (on a quiet machine) and redoes nothing else.
 """
 
 import argparse
@@ -249,7 +250,21 @@ class Bench:
             "runtime": runtimes[fmt], "threads": self.args.threads or os.cpu_count(),
             "load_average_1min": load,
             "commands": {"train": run["command"], "export": exports[fmt][1], "score": scores[fmt][1]}})
+    elif self.args.remeasure_latency:
+      self.remeasure_latency(entries)
     return [read_json(entries[fmt]) for fmt in self.args.formats]
+
+  def remeasure_latency(self, entries):
+    """Times the finished entries' .tflite files again (on a quiet machine) and updates the entries."""
+    done = {fmt: read_json(path) for fmt, path in entries.items()}
+    paths = {fmt: self.path("runs", e["task"], f"seed{e['seed']}", f"model.{fmt}.tflite")
+             for fmt, e in done.items()}
+    load = os.getloadavg()[0]
+    latency_ms, runtimes = self.latency(paths)
+    for fmt, entry in done.items():
+      entry.update(latency_ms=latency_ms[fmt], runtime=runtimes[fmt], load_average_1min=load,
+                   threads=self.args.threads or os.cpu_count())
+      write_json(entries[fmt], entry)
 
 
 def parse_args(argv):
@@ -273,6 +288,8 @@ def parse_args(argv):
   parser.add_argument("--threads", type=int, default=None, help="TFLite threads (default all cores)")
   parser.add_argument("--latency_rounds", type=int, default=5)
   parser.add_argument("--latency_steps", type=int, default=50, help="batch-1 runs per round")
+  parser.add_argument("--remeasure_latency", action="store_true",
+                      help="time the .tflite files of finished entries again (nothing else is redone)")
   args = parser.parse_args(argv)
   for task in args.tasks:
     if task not in TASKS:

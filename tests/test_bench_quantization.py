@@ -160,3 +160,19 @@ def test_a_refused_full_integer_export_is_converted_unverified_and_said_so(run, 
   assert runner.seq_length == 64 and set(runner.output_names) >= {"probabilities"}
   with pytest.raises(bench_quantization.BenchError, match="command failed"):
     bench.export("chnsenticorp", 9, "float32", checkpoint)  # only integer-only models fall back
+
+
+def test_remeasure_latency_times_the_same_files_again_and_redoes_nothing_else(run, slice_dir,
+                                                                              monkeypatch):
+  """(Last: it rewrites the fixture's entries.)"""
+  output_dir, results = run
+
+  def no_command(args, log_path):
+    raise AssertionError(f"ran again: {args} ({log_path})")
+
+  monkeypatch.setattr(bench_quantization, "run_command", no_command)
+  again = bench_quantization.main(_argv(output_dir, slice_dir) + ["--remeasure_latency"])
+  for before, after in zip(results["entries"], again["entries"]):
+    assert after["latency_ms"] > 0 and after["latency_ms"] != before["latency_ms"]
+    unchanged = ("test_accuracy", "size_bytes", "checkpoint", "commands", "export_verification")
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
