@@ -15,6 +15,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import bench_quantization  # noqa: E402  pylint: disable=g-import-not-at-top
+import quantization_steps  # noqa: E402  pylint: disable=g-import-not-at-top
 
 STUDENT = str(ROOT / "config" / "tiny_student_zh.json")
 FORMATS = ("float32", "qat_int8")  # full_int8 only differs from qat_int8 by its checkpoint
@@ -89,7 +90,7 @@ def test_a_second_run_reuses_every_finished_step(run, slice_dir, monkeypatch):
   def no_command(args, log_path):
     raise AssertionError(f"ran again: {args} ({log_path})")
 
-  monkeypatch.setattr(bench_quantization, "run_command", no_command)
+  monkeypatch.setattr(quantization_steps, "run_command", no_command)
   again = bench_quantization.main(_argv(output_dir, slice_dir))
   assert again["entries"] == results["entries"]
 
@@ -150,7 +151,7 @@ def test_a_refused_full_integer_export_is_converted_unverified_and_said_so(run, 
       log.write(f"{' '.join(args)}\n{error}\n")
     raise bench_quantization.BenchError(f"command failed (exit 2), see {log_path}")
 
-  monkeypatch.setattr(bench_quantization, "run_command", refused)
+  monkeypatch.setattr(quantization_steps, "run_command", refused)
   bench = bench_quantization.Bench(bench_quantization.parse_args(_argv(output_dir, slice_dir)))
   bench.prepare_data()
   checkpoint = next(e for e in results["entries"] if e["format"] == "qat_int8")["checkpoint"]
@@ -170,7 +171,7 @@ def test_remeasure_latency_times_the_same_files_again_and_redoes_nothing_else(ru
   def no_command(args, log_path):
     raise AssertionError(f"ran again: {args} ({log_path})")
 
-  monkeypatch.setattr(bench_quantization, "run_command", no_command)
+  monkeypatch.setattr(quantization_steps, "run_command", no_command)
   again = bench_quantization.main(_argv(output_dir, slice_dir) + ["--remeasure_latency"])
   for before, after in zip(results["entries"], again["entries"]):
     assert after["latency_ms"] > 0 and after["latency_ms"] != before["latency_ms"]
