@@ -19,39 +19,21 @@ from absl import app, flags, logging
 
 import functools
 
-from finetune.core import distillation_settings, run_config
+from finetune.core import flags as finetune_flags
+from finetune.core import run_config
 from finetune.core import runner as runner_lib
 from finetune.span.runner import SpanRunConfig, run
-from mobilebert import cli
-from mobilebert import flags as shared_flags
-
-shared_flags.define_model_flags()
-shared_flags.define_run_flags()
-cli.define_verbose_flag()
-shared_flags.define_quantization_flags()
-distillation_settings.define_flags()
 
 FLAGS = flags.FLAGS
 # Flag defaults are the config's field defaults (written once, in SpanRunConfig).
 _DEFAULT = functools.partial(run_config.default, SpanRunConfig)
-
-
-def _define(kind, name, default, help_text, **kwargs):
-  # Other entry points define some of the same names (do_train, learning_rate, ...); a process that
-  # imports several of them (the test suite) keeps the first definition instead of failing.
-  if name in FLAGS:
-    return
-  if kind == "enum":  # DEFINE_enum takes the allowed values before the help text
-    flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, **kwargs)
-  else:
-    getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
-
+_define = finetune_flags.define
+finetune_flags.define_common_flags(SpanRunConfig, "Fine-tune on --train_file.")
 
 _define("string", "train_file", _DEFAULT("train_file"),
         "SQuAD-style JSON for training (CMRC 2018 / DRCD train).")
 _define("string", "predict_file", _DEFAULT("predict_file"),
         "SQuAD-style JSON to predict (and score, if it has answers).")
-_define("bool", "do_train", _DEFAULT("do_train"), "Fine-tune on --train_file.")
 _define("bool", "do_predict", _DEFAULT("do_predict"),
         "Predict --predict_file; score it when it has answers.")
 _define("bool", "convert_traditional", _DEFAULT("convert_traditional"),
@@ -64,26 +46,14 @@ _define("integer", "max_query_length", _DEFAULT("max_query_length"),
 _define("integer", "n_best_size", _DEFAULT("n_best_size"),
         "Start and end candidates per window, and answers in the n-best.")
 _define("integer", "max_answer_length", _DEFAULT("max_answer_length"), "Longest answer in tokens.")
-_define("integer", "train_batch_size", _DEFAULT("train_batch_size"),
-        "Total batch size for training.")
-_define("integer", "predict_batch_size", _DEFAULT("predict_batch_size"),
-        "Total batch size for prediction.")
-_define("float", "learning_rate", _DEFAULT("learning_rate"), "Peak learning rate.")
-_define("float", "num_train_epochs", _DEFAULT("num_train_epochs"), "Training epochs.")
-_define("integer", "num_train_steps", _DEFAULT("num_train_steps"),
-        "If > 0, train this many steps instead of epochs.")
-_define("float", "warmup_proportion", _DEFAULT("warmup_proportion"),
-        "Fraction of training with linear learning-rate warm-up.")
-_define("enum", "optimizer", _DEFAULT("optimizer"), "Optimizer.", enum_values=["adamw", "lamb"])
-_define("float", "weight_decay_rate", _DEFAULT("weight_decay_rate"),
-        "Decoupled weight decay (not on biases or norms).")
 _define("string", "tfrecord_dir", _DEFAULT("tfrecord_dir"),
-        "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by the data "
-        "and vocab contents, casing, window settings and --convert_traditional.")
+        "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by the "
+        "data and vocab contents, casing, window settings and --convert_traditional.")
 _define("string", "predict_checkpoint", _DEFAULT("predict_checkpoint"),
         "Checkpoint for --do_predict: latest (in --output_dir) or a checkpoint path.")
-_define("integer", "log_every_n_steps", _DEFAULT("log_every_n_steps"),
-        "Log examples/s and ETA every this many steps.")
+
+# --helpshort lists the flags defined through finetune/core/flags.py as this tool's own.
+flags.adopt_module_key_flags(finetune_flags)
 
 
 def config_from_flags(flag_values):

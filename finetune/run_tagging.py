@@ -21,63 +21,34 @@ import functools
 
 from absl import app, flags, logging
 
-from finetune.core import distillation_settings, run_config, runner as runner_lib
+from finetune.core import flags as finetune_flags
+from finetune.core import run_config, runner as runner_lib
 from finetune.tagging.formats import FORMATS
 from finetune.tagging.runner import TaggingRunConfig, run
-from mobilebert import cli
-from mobilebert import flags as shared_flags
-
-shared_flags.define_model_flags()
-shared_flags.define_run_flags()
-cli.define_verbose_flag()
-shared_flags.define_quantization_flags()
-distillation_settings.define_flags()
 
 # Flag defaults are the config's field defaults (written once, in TaggingRunConfig).
 _DEFAULT = functools.partial(run_config.default, TaggingRunConfig)
+_define = finetune_flags.define
+finetune_flags.define_common_flags(TaggingRunConfig, "Fine-tune on the train split.")
+finetune_flags.define_scoring_flags(TaggingRunConfig, "entity F1")
 
-flags.DEFINE_string("data_dir", None, "Directory with train/dev/test.conll (or .jsonl).")
+_define("string", "data_dir", None, "Directory with train/dev/test.conll (or .jsonl).")
 flags.DEFINE_enum("data_format", _DEFAULT("data_format"), list(FORMATS),
                   "conll: `char tag` lines; jsonl: text and entity spans.")
-flags.DEFINE_list("labels", list(_DEFAULT("labels")),
-                  "Entity types in model order (e.g. PER,LOC,ORG); default: the training file's, sorted.")
-flags.DEFINE_string("tfrecord_dir", _DEFAULT("tfrecord_dir"),
-                    "Where featurized TFRecords are cached (default --output_dir); keyed by data and "
-                    "vocab contents, casing, tags and max_seq_length.")
-flags.DEFINE_bool("do_train", _DEFAULT("do_train"), "Fine-tune on the train split.")
-flags.DEFINE_bool("do_eval", _DEFAULT("do_eval"),
-                  "Score every checkpoint on the dev split (entity F1) into eval_history.json.")
-flags.DEFINE_bool("do_test", _DEFAULT("do_test"), "With --do_eval: score the test split instead.")
-flags.DEFINE_bool("do_predict", _DEFAULT("do_predict"),
-                  "Write the test split's entities to predictions.jsonl.")
-flags.DEFINE_integer("train_batch_size", _DEFAULT("train_batch_size"), "Batch size for training.")
-flags.DEFINE_integer("eval_batch_size", _DEFAULT("eval_batch_size"), "Batch size for scoring.")
-flags.DEFINE_integer("predict_batch_size", _DEFAULT("predict_batch_size"),
-                     "Batch size for prediction.")
-flags.DEFINE_float("learning_rate", _DEFAULT("learning_rate"), "Peak learning rate.")
-flags.DEFINE_float("num_train_epochs", _DEFAULT("num_train_epochs"), "Training epochs.")
-flags.DEFINE_integer("num_train_steps", _DEFAULT("num_train_steps"),
-                     "If > 0, train this many steps instead of epochs.")
-flags.DEFINE_float("warmup_proportion", _DEFAULT("warmup_proportion"),
-                   "Fraction of training with linear learning-rate warm-up.")
-flags.DEFINE_enum("optimizer", _DEFAULT("optimizer"), ["adamw", "lamb"], "Optimizer.")
-flags.DEFINE_float("weight_decay_rate", _DEFAULT("weight_decay_rate"),
-                   "Decoupled weight decay (not on biases or norms).")
-flags.DEFINE_string("predict_checkpoint", _DEFAULT("predict_checkpoint"),
-                    "Checkpoint for --do_predict: latest, best (by dev entity F1) or a path.")
-flags.DEFINE_string("lite_model_path", _DEFAULT("lite_model_path"),
-                    "With --do_eval: score the eval split with this TFLite model (with "
-                    "--use_post_quantization: where the int8 export is written; default "
-                    "<output_dir>/model.int8.tflite). Results: eval_results_tflite.txt.")
-flags.DEFINE_bool("use_post_quantization", _DEFAULT("use_post_quantization"),
-                  "With --do_eval: export the best checkpoint to dynamic-range int8 TFLite and score "
-                  "it beside the float checkpoint.")
-flags.DEFINE_bool("activation_quantization", _DEFAULT("activation_quantization"),
-                  "With --use_post_quantization: full-integer int8, calibrated on train examples.")
-flags.DEFINE_integer("log_every_n_steps", _DEFAULT("log_every_n_steps"),
-                     "Log examples/s and ETA every this many steps.")
+_define("list", "labels", list(_DEFAULT("labels")),
+        "Entity types in model order (e.g. PER,LOC,ORG); default: the training file's, sorted.")
+_define("string", "tfrecord_dir", _DEFAULT("tfrecord_dir"),
+        "Where featurized TFRecords are cached (default --output_dir); keyed by data and "
+        "vocab contents, casing, tags and max_seq_length.")
+_define("bool", "do_predict", _DEFAULT("do_predict"),
+        "Write the test split's entities to predictions.jsonl.")
+_define("string", "predict_checkpoint", _DEFAULT("predict_checkpoint"),
+        "Checkpoint for --do_predict: latest, best (by dev entity F1) or a path.")
 
 FLAGS = flags.FLAGS
+
+# --helpshort lists the flags defined through finetune/core/flags.py as this tool's own.
+flags.adopt_module_key_flags(finetune_flags)
 
 
 def config_from_flags(flag_values):

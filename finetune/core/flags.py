@@ -1,0 +1,77 @@
+"""The flags every fine-tuning entry point shares, each defined here once.
+
+Help text lives here; defaults come from the kind's run config (`run_config.default`), so a default
+is still written once, in the dataclass. An entry point calls `define_common_flags` with its config
+class, then `define_scoring_flags` if its kind scores every checkpoint on dev, then its own flags.
+"""
+
+import functools
+
+from absl import flags
+
+from finetune.core import distillation_settings, run_config
+from mobilebert import cli
+from mobilebert import flags as shared_flags
+
+
+def define(kind, name, default, help_text, **kwargs):
+  """Defines a flag unless an earlier entry point in this process already did.
+
+  A process that imports several entry points (the test suite) keeps the first definition instead of
+  failing with absl's duplicate-flag error.
+  """
+  if name in flags.FLAGS:
+    return
+  if kind == "enum":  # DEFINE_enum takes the allowed values before the help text
+    flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, **kwargs)
+  else:
+    getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
+
+
+def define_common_flags(config_class, do_train_help):
+  """Model, run, quantization and teacher flags, and the training schedule of every kind."""
+  shared_flags.define_model_flags()
+  shared_flags.define_run_flags()
+  cli.define_verbose_flag()
+  shared_flags.define_quantization_flags()
+  distillation_settings.define_flags()
+  default = functools.partial(run_config.default, config_class)
+  define("bool", "do_train", default("do_train"), do_train_help)
+  define("integer", "train_batch_size", default("train_batch_size"),
+         "Total batch size for training.")
+  define("integer", "predict_batch_size", default("predict_batch_size"),
+         "Total batch size for prediction.")
+  define("float", "learning_rate", default("learning_rate"), "Peak learning rate.")
+  define("float", "num_train_epochs", default("num_train_epochs"), "Training epochs.")
+  define("integer", "num_train_steps", default("num_train_steps"),
+         "If > 0, train this many steps instead of epochs.")
+  define("float", "warmup_proportion", default("warmup_proportion"),
+         "Fraction of training with linear learning-rate warm-up.")
+  define("enum", "optimizer", default("optimizer"), "Optimizer.", enum_values=["adamw", "lamb"])
+  define("float", "weight_decay_rate", default("weight_decay_rate"),
+         "Decoupled weight decay (not on biases or norms).")
+  define("integer", "log_every_n_steps", default("log_every_n_steps"),
+         "Log examples/s and ETA every this many steps.")
+
+
+def define_scoring_flags(config_class, metric):
+  """Dev scoring of every checkpoint and the TFLite export scored beside it; `metric` names the
+  score in the help text."""
+  default = functools.partial(run_config.default, config_class)
+  define("bool", "do_eval", default("do_eval"),
+         f"Score every checkpoint on the dev split ({metric}; with --do_train each one as it is "
+         "written, before --keep_checkpoint_max can delete it) into eval_history.json.")
+  define("bool", "do_test", default("do_test"),
+         "With --do_eval: score the (labelled) test split instead of dev.")
+  define("integer", "eval_batch_size", default("eval_batch_size"), "Total batch size for scoring.")
+  define("string", "lite_model_path", default("lite_model_path"),
+         "With --do_eval: score the eval split with this TFLite model (with "
+         "--use_post_quantization: where the int8 export is written; default "
+         "<output_dir>/model.int8.tflite). Results: eval_results_tflite.txt.")
+  define("bool", "use_post_quantization", default("use_post_quantization"),
+         "With --do_eval: export the best checkpoint to dynamic-range int8 TFLite and score it "
+         "beside the float checkpoint, so the accuracy cost of quantization is measured.")
+  define("bool", "activation_quantization", default("activation_quantization"),
+         "With --use_post_quantization: a full-integer int8 model (int8 activations too) instead "
+         "of dynamic-range int8; ranges from a --use_quantized_training checkpoint's fake-quant "
+         "nodes where it has them, the rest calibrated on 100 train examples.")
