@@ -118,6 +118,20 @@ def test_qat_checkpoint_converts_to_integer_only_and_agrees_with_the_fake_quant_
     assert accuracy >= qat_classifier.tf_accuracy - 0.05, (runtime, accuracy)
 
 
+def test_an_untrained_qat_checkpoint_is_refused_for_integer_only_export(tmp_path):
+  # Step 0 of a QAT run: the activation ranges still hold their initial values. Converted, such a
+  # model aborted both TFLite runtimes (SIGABRT in allocate_tensors) instead of raising.
+  untrained = export_helpers.train_tiny_classifier(str(tmp_path), steps=0, quantized_training=True,
+                                                   hidden_act="relu6")
+  representative = tflite.representative_features([untrained.train_records], 10, SEQ)
+  with pytest.raises(graph.ExportError, match="never updated.*before the first"):
+    tflite.convert(untrained.config, untrained.checkpoint, "full_int8", SEQ, representative)
+
+
+def test_trained_qat_ranges_pass_the_check(qat_classifier):
+  tflite.check_trained_ranges(qat_classifier.checkpoint)  # raises if any range was never updated
+
+
 def test_flag_errors_are_one_line():
   run = RunSettings(output_dir="/tmp/unused")
   common = dict(task_name="lcqmc", data_dir="d", vocab_file="v", bert_config_file="c", do_eval=True)

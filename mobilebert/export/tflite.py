@@ -77,11 +77,31 @@ def representative_features(input_files, num_examples, seq_length=None):
   return features
 
 
+def check_trained_ranges(init_checkpoint):
+  """Refuses a QAT checkpoint whose activation ranges were never updated.
+
+  A checkpoint saved before the first --use_quantized_training step (the step-0 checkpoint that
+  --do_eval scores) still holds the initial ranges; converted to an integer-only model, it made both
+  TFLite runtimes abort the process while allocating tensors instead of raising.
+  """
+  reader = tf.train.load_checkpoint(init_checkpoint)
+  suffix = f"/{quantization.ACTIVATION_SCOPE}/initialized"
+  marks = sorted(n for n in reader.get_variable_to_shape_map() if n.endswith(suffix))
+  untrained = [n for n in marks if float(reader.get_tensor(n)) < 0.5]
+  if untrained:
+    raise graph.ExportError(
+        f"{init_checkpoint}: {len(untrained)} of {len(marks)} activation ranges of its "
+        f"fake-quantization nodes were never updated (e.g. {untrained[0]}): it was saved before the first "
+        "--use_quantized_training step; export a checkpoint written after training")
+
+
 def convert(config, init_checkpoint, variant, seq_length, representative=None, use_einsum=False):
   """The .tflite bytes of the checkpoint's serving graph in `variant`, and the output names."""
   if variant not in VARIANTS:
     raise graph.ExportError(f"--tflite_variant={variant}: expected one of {sorted(VARIANTS)}")
   spec = VARIANTS[variant]
+  if variant == "full_int8":
+    check_trained_ranges(init_checkpoint)
   if spec.needs_representative_data and representative is None:
     raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
                             "--representative_tfrecords")
