@@ -13,9 +13,9 @@ the 21,128-entry vocabulary costs the student a quarter of what it costs the tea
 
   tiny   config/tiny_bert_zh.json teacher, config/quickstart/tiny_student.json (hidden 64, 2 layers),
          a slice of the corpus; a few minutes. For the tests.
-  small  config/quickstart/small_*.json (hidden 128, 4 layers); about 45 minutes on 2 CPU cores (the
-         teacher 18 of them, the 18 fine-tuning runs 22; the task-distilled row adds about 8;
-         --finetune_seeds=1 brings it to about half an hour).
+  small  config/quickstart/small_*.json (hidden 128, 4 layers); about 55 minutes on 2 CPU cores with the
+         task-distilled row (the teacher 18-21 of them, the 24 fine-tuning runs about 30;
+         --finetune_seeds=1 brings it to about 35 minutes).
   base   config/quickstart/base_*.json (hidden 256, 6 layers); a few hours on CPU, minutes on a GPU.
 
 The fine-tuning settings (steps, learning rate) were chosen on dev accuracy; test accuracy is only
