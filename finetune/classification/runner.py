@@ -12,7 +12,6 @@ import os
 from typing import NamedTuple, Optional
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune.classification import features as features_lib
@@ -27,7 +26,7 @@ from finetune.core.run_config import ScoredRunConfig
 from mobilebert import atomic_io, cli
 from mobilebert.run_config import Runner
 
-LABEL_FILE = "label_list.json"
+LABEL_FILE = model_dir.LABEL_FILE
 PREDICTIONS = "test_results.tsv"
 # Selects the best checkpoint (--predict_checkpoint=best, the TFLite export); a regression task's scorer
 # names its own (Spearman).
@@ -65,12 +64,8 @@ class RunReport(NamedTuple):
 def check_label_list(output_dir, task, flag="--output_dir"):
   """Refuses an output_dir (or a teacher's, `flag` --teacher_init_checkpoint) whose model was trained
   with other labels (its head would be misread)."""
-  path = os.path.join(output_dir, LABEL_FILE)
-  if not tf.io.gfile.exists(path):
-    return path
-  with tf.io.gfile.GFile(path, "r") as f:
-    saved = json.loads(f.read())
-  if saved.get("labels") != task.labels:
+  path, saved = model_dir.read_label_file(output_dir)
+  if saved is not None and saved.get("labels") != task.labels:
     fix = ("Use a new --output_dir." if flag == "--output_dir" else
            f"Give a {flag} fine-tuned with the task's labels.")
     raise cli.FlagError(f"{path}: the model in {flag} was trained with labels "

@@ -18,6 +18,7 @@ from mobilebert import atomic_io, cli
 SETTINGS_FILE = "finetune_settings.json"
 BERT_CONFIG_FILE = "bert_config.json"
 VOCAB_FILE = "vocab.txt"
+LABEL_FILE = "label_list.json"  # the labels (or tags) a model was trained with, in head order
 # The kinds of fine-tuned model (a classification task declares one of the first two as its task_type).
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -49,6 +50,15 @@ def _copy(source, target):
       out.write(data)
 
   atomic_io.write_atomically(target, write, _TOOL, overwrite=True, flag="--output_dir")
+
+
+def read_label_file(directory):
+  """(path of `directory`'s label_list.json, its contents or None when there is none)."""
+  path = os.path.join(directory, LABEL_FILE)
+  if not tf.io.gfile.exists(path):
+    return path, None
+  with tf.io.gfile.GFile(path, "r") as f:
+    return path, json.loads(f.read())
 
 
 def write_model_dir(output_dir, kind, bert_config_file, vocab_file, max_seq_length, do_lower_case,

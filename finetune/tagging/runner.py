@@ -10,7 +10,6 @@ import json
 import os
 from typing import NamedTuple, Optional, Tuple
 
-import tensorflow.compat.v1 as tf
 from absl import logging
 
 from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
@@ -23,7 +22,7 @@ from finetune.tagging.task import TaggingTask
 from mobilebert import atomic_io, cli
 from mobilebert.run_config import Runner
 
-LABEL_FILE = "label_list.json"
+LABEL_FILE = model_dir.LABEL_FILE
 PREDICTIONS = "predictions.jsonl"
 TEST_RESULTS = "test_results.txt"
 
@@ -56,11 +55,9 @@ class RunReport(NamedTuple):
 
 def saved_entity_types(output_dir, labels):
   """The entity types a model in output_dir was trained with (None if none was); --labels must agree."""
-  path = os.path.join(output_dir, LABEL_FILE)
-  if not tf.io.gfile.exists(path):
+  path, saved = model_dir.read_label_file(output_dir)
+  if saved is None:
     return None
-  with tf.io.gfile.GFile(path, "r") as f:
-    saved = json.loads(f.read())
   types = tuple(saved.get("entity_types") or ())
   if labels and tuple(labels) != types:
     raise cli.FlagError(f"{path}: the model in --output_dir was trained with entity types "
@@ -70,11 +67,10 @@ def saved_entity_types(output_dir, labels):
 
 def _check_teacher_tags(teacher_dir, task):
   """The teacher's head must score the task's tags in the same order (its label_list.json says)."""
-  path = os.path.join(teacher_dir, LABEL_FILE)
-  if not tf.io.gfile.exists(path):
+  path, saved = model_dir.read_label_file(teacher_dir)
+  if saved is None:
     return
-  with tf.io.gfile.GFile(path, "r") as f:
-    tags = json.loads(f.read()).get("labels")
+  tags = saved.get("labels")
   if tags != list(task.tag_names):
     raise cli.FlagError(f"{path}: the model in --teacher_init_checkpoint was trained with tags {tags}; "
                         f"the task has {list(task.tag_names)}. Give a teacher fine-tuned with them.")
