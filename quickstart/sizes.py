@@ -31,11 +31,12 @@ DEFAULT_FINETUNE_SEEDS = 3
 
 @dataclasses.dataclass(frozen=True)
 class Finetuning:
-  """One downstream task's fine-tuning settings (field names follow run_classifier's flags)."""
-  task_name: str                # run_classifier --task_name
+  """One downstream task's fine-tuning settings (field names follow the fine-tuning flags)."""
+  task_name: str                # run_classifier --task_name, or the tagging data set's name
   max_seq_length: int
   num_train_steps: int
   learning_rate: float
+  kind: str = "classification"  # or "tagging": finetune/run_tagging.py, scored by entity F1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +86,7 @@ SIZES = {
         max_seq_length=64, max_predictions_per_seq=10, train_batch_size=16, teacher_steps=60,
         teacher_learning_rate=2e-3, distill_steps=20, student_steps=40, student_learning_rate=2e-3,
         eval_batch_size=32, finetuning=(Finetuning("thucnews", 32, 30, 1e-3),
-                                        Finetuning("chnsenticorp", 32, 30, 1e-3)),
+                                        Finetuning("peoples_daily_ner", 32, 30, 1e-3, "tagging")),
         finetune_batch_size=16, latency_runs=5, teacher_step_seconds=0.05),
     "small": Size(
         name="small", teacher_config="config/quickstart/small_teacher.json",
@@ -94,7 +95,7 @@ SIZES = {
         teacher_learning_rate=1e-3, distill_steps=200, student_steps=600,
         student_learning_rate=1e-3, eval_batch_size=64,
         finetuning=(Finetuning("thucnews", 48, 750, 5e-4),
-                    Finetuning("chnsenticorp", 64, 300, 5e-4)),
+                    Finetuning("peoples_daily_ner", 64, 400, 5e-4, "tagging")),
         finetune_batch_size=32, latency_runs=50, teacher_step_seconds=0.3),
     "base": Size(
         name="base", teacher_config="config/quickstart/base_teacher.json",
@@ -103,6 +104,7 @@ SIZES = {
         teacher_learning_rate=1e-3, distill_steps=3000, student_steps=10000,
         student_learning_rate=1e-3, eval_batch_size=64,
         finetuning=(Finetuning("thucnews", 64, 1500, 1e-4),
+                    Finetuning("peoples_daily_ner", 128, 1500, 1e-4, "tagging"),
                     Finetuning("chnsenticorp", 128, 1500, 1e-4)),
         finetune_batch_size=32, latency_runs=50, teacher_step_seconds=4.0),
 }

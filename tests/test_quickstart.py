@@ -168,14 +168,16 @@ def test_test_accuracy_is_read_at_the_checkpoint_dev_was_read_at(tmp_path):
     run_dir.mkdir(parents=True)
     _history(run_dir / "dev_history.json", {0: 0.9, 30: dev})  # an early checkpoint scoring better
     _history(run_dir / "test_history.json", {0: 0.95, 30: test})
-  result = report.finetuned_results(paths, "thucnews", "student", [1, 2])
+  thucnews = sizes.Finetuning("thucnews", 48, 30, 1e-3)
+  result = report.finetuned_results(paths, thucnews, "student", [1, 2])
+  assert result["metric"] == "accuracy"
   assert [r["test_accuracy"] for r in result["per_seed"]] == [0.4, 0.6]
   assert result["dev_accuracy"]["mean"] == pytest.approx(0.6)
   assert result["test_accuracy"]["mean"] == pytest.approx(0.5)
   assert result["test_accuracy"]["std"] == pytest.approx(0.1 * 2 ** 0.5)  # sample std
   _history(tmp_path / "thucnews" / "student" / "seed2" / "test_history.json", {0: 0.95})
   with pytest.raises(ValueError, match="no score at step 30"):
-    report.finetuned_results(paths, "thucnews", "student", [1, 2])
+    report.finetuned_results(paths, thucnews, "student", [1, 2])
 
 
 # -- the recipe, tiny, end to end ------------------------------------------------------------------
@@ -225,10 +227,12 @@ def test_tiny_recipe_reports_every_model(tiny_run):
     assert model["backbone_params"] == summary.summarize(config)["backbone_params"]
     assert 0.0 <= model["heldout_mlm_accuracy"] <= 1.0, name
     assert model["latency_ms"] > 0
-    assert set(model["tasks"]) == {"thucnews", "chnsenticorp"}
+    assert set(model["tasks"]) == {"thucnews", "peoples_daily_ner"}
     for task, scores in model["tasks"].items():
+      metric = scores["metric"]
+      assert metric == {"thucnews": "accuracy", "peoples_daily_ner": "f1"}[task]
       assert [r["seed"] for r in scores["per_seed"]] == [12345, 12346]
-      for split in ("dev_accuracy", "test_accuracy"):
+      for split in (f"dev_{metric}", f"test_{metric}"):
         values = [r[split] for r in scores["per_seed"]]
         assert all(0.0 <= v <= 1.0 for v in values), (name, task, split)
         assert scores[split]["mean"] == pytest.approx(sum(values) / 2)
@@ -237,8 +241,8 @@ def test_tiny_recipe_reports_every_model(tiny_run):
       for run in scores["per_seed"]:
         run_dir = os.path.join(output_dir, task, name, f"seed{run['seed']}")
         with open(os.path.join(run_dir, "test_history.json")) as f:
-          test = {e["global_step"]: e["accuracy"] for e in json.load(f)["checkpoints"]}
-        assert run["global_step"] == max(test) and run["test_accuracy"] == test[max(test)]
+          test = {e["global_step"]: e[metric] for e in json.load(f)["checkpoints"]}
+        assert run["global_step"] == max(test) and run[f"test_{metric}"] == test[max(test)]
   assert results["models"]["student"]["params_vs_teacher"] <= 0.3
   # The numbers come from the runs' own files.
   eval_results = open(os.path.join(output_dir, "student", "eval_results.txt")).read()
@@ -246,10 +250,10 @@ def test_tiny_recipe_reports_every_model(tiny_run):
   markdown = open(os.path.join(output_dir, "results.md")).read()
   assert markdown in stdout  # printed at the end, too
   for label in ("BERT teacher", "MobileBERT student, distilled", "control (MLM only)",
-                "THUCNews test", "ChnSentiCorp test", " ± ", "chosen on dev"):
+                "THUCNews test", "People's Daily NER test entity F1", " ± ", "chosen on dev"):
     assert label in markdown
   assert ("task distillation moves" in markdown) == ("task_distilled" in expected)
-  for task in ("THUCNews", "ChnSentiCorp"):
+  for task in ("THUCNews", "People's Daily NER"):
     verdict = next(line for line in markdown.splitlines() if line.startswith(f"{task} test:"))
     assert ("beats the control" in verdict) != ("does NOT beat the control" in verdict)
   with open(os.path.join(output_dir, "curves.png"), "rb") as f:
@@ -269,7 +273,7 @@ def test_tiny_recipe_resumes_without_redoing_work(tiny_run):
   assert f"{len(names)} of {len(names)} stages finished earlier" in again.stdout
 
   # An interrupted fine-tuning stage (no marker) runs again and continues from its checkpoints.
-  interrupted = "finetune_chnsenticorp_control_seed12346"
+  interrupted = "finetune_peoples_daily_ner_control_seed12346"
   os.remove(os.path.join(output_dir, ".stages", f"{interrupted}.done"))
   os.remove(os.path.join(output_dir, ".stages", "report.done"))
   os.remove(os.path.join(output_dir, "results.md"))
@@ -307,3 +311,41 @@ def test_a_missing_vocab_file_is_named_before_anything_runs(tmp_path, capsys):
   assert code == 2
   assert "--vocab_file=" in capsys.readouterr().err
   assert not output_dir.exists()
+
+
+def test_sweep_scores_settings_on_dev_only(tiny_run):
+  """quickstart.sweep on the finished tiny run: the quick start's own setting reproduces its dev
+  score, every run is scored on dev alone, and the best setting is the highest mean."""
+  from quickstart import finetuning
+  output_dir, _ = tiny_run
+  args = ["--output_dir", output_dir, "--task=thucnews", "--models=student",
+          "--learning_rates=1e-3,3e-3"]
+  result = subprocess.run([sys.executable, "-m", "quickstart.sweep", *args], cwd=ROOT,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True,
+                          text=True, timeout=900)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  with open(os.path.join(output_dir, "sweep", "thucnews.json")) as f:
+    rows = json.load(f)["models"]["student"]
+  assert [r["setting"] for r in rows] == ["lr0.001_steps30", "lr0.003_steps30"]
+  assert [r["best"] for r in rows] == [r["dev"] == max(x["dev"] for x in rows) for r in rows]
+  quickstart_run = os.path.join(output_dir, "thucnews", "student", "seed12345", "dev_history.json")
+  with open(quickstart_run) as f:
+    own = max(json.load(f)["checkpoints"], key=lambda e: e["global_step"])["accuracy"]
+  assert rows[0]["per_seed"] == [own]  # same settings and seed as the quick start: same weights
+  for history in glob.glob(os.path.join(output_dir, "sweep", "thucnews", "**", "eval_history.json"),
+                           recursive=True):
+    with open(history) as f:
+      assert {e["split"] for e in json.load(f)["checkpoints"]} == {"dev"}
+  assert not glob.glob(os.path.join(output_dir, "sweep", "**", "test_history.json"), recursive=True)
+  assert "**best**" in open(os.path.join(output_dir, "sweep", "thucnews.md")).read()
+  # The task-distilled grid: each ratio:temperature pair is one run with those flags.
+  from quickstart import recipe, sweep
+  parsed = sweep.parse_args(["--output_dir=x", "--task=thucnews", "--models=task_distilled",
+                             "--distill_settings=0.5:1,0:2"])
+  size = sizes.get("tiny")
+  stages = sweep.sweep_stages(size, recipe.Paths(output_dir, ROOT), "v", size.finetuning[0],
+                              [finetuning.TASK_DISTILLED], parsed)
+  assert [(_flag(s.commands[0], "distill_ground_truth_ratio"),
+           _flag(s.commands[0], "distill_temperature")) for s in stages] == [("0.5", "1.0"),
+                                                                             ("0.0", "2.0")]
+  assert sweep.main(["--output_dir", output_dir, "--task=chnsenticorp"]) == 2
