@@ -23,8 +23,8 @@ LABELS = {"teacher": "BERT teacher", "student": "MobileBERT student, distilled",
           "control": "MobileBERT student, control (MLM only)",
           finetuning.TASK_DISTILLED: "MobileBERT student, distilled + task distillation"}
 TASK_LABELS = {"thucnews": "THUCNews", "chnsenticorp": "ChnSentiCorp",
-               "peoples_daily_ner": "People's Daily NER"}
-METRIC_LABELS = {"accuracy": "accuracy", "f1": "entity F1"}
+               "peoples_daily_ner": "People's Daily NER", "stsb_zh": "STS-B (zh)"}
+METRIC_LABELS = {"accuracy": "accuracy", "f1": "entity F1", "spearman": "Spearman"}
 TRANSFER_LOSSES = ("feature_map_transfer_loss", "attention_transfer_loss", "mean_transfer_loss",
                    "variance_transfer_loss")
 # The issue's bar for a real compression: the student keeps this share of the teacher's test accuracy
@@ -197,7 +197,7 @@ def markdown(results, command, seconds=None):
              f"{teacher['latency_ms']:.1f} ms")
   finetune_settings = "; ".join(
       f"{TASK_LABELS.get(t['task_name'], t['task_name'])} {t['num_train_steps']} steps, length "
-      f"{t['max_seq_length']}, learning rate {t['learning_rate']}" for t in s["finetuning"])
+      f"{t['max_seq_length']}, learning rate {_learning_rates(t)}" for t in s["finetuning"])
   lines = [
       f"# Quick start results (size {results['size']})", "",
       f"Produced by `{command}` on {results['machine']}.", "", *rows, "",
@@ -223,6 +223,12 @@ def markdown(results, command, seconds=None):
     lines += ["", "Stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
               + f"; {sum(seconds.values()) / 60:.0f} min in all."]
   return "\n".join(lines) + "\n"
+
+
+def _learning_rates(task):
+  """`5e-4`, or `5e-4 (teacher 2.5e-4)` where dev chose another rate for a model."""
+  others = ", ".join(f"{model} {rate:g}" for model, rate in task["model_learning_rates"])
+  return f"{task['learning_rate']:g}" + (f" ({others})" if others else "")
 
 
 def _plot(axis, title, series_list):

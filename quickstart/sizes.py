@@ -3,8 +3,8 @@
 Every size trains the teacher, the distilled student and the control student with the same batch,
 sequence length and data; the student and the control get the same number of steps (the student's
 progressive transfer counts towards them), and every model is fine-tuned on each downstream task
-(`finetuning`) with the same settings, once per seed. `--steps_scale` multiplies every training step
-count, to run a size longer or shorter.
+(`finetuning`) with the same steps, length and batch, and the learning rate dev chose for it, once per
+seed. `--steps_scale` multiplies every training step count, to run a size longer or shorter.
 
 The student is a compression of the teacher as MobileBERT is of IB-BERT: the same inter-block width
 (feature-map transfer compares them), a bottleneck inside each block, stacked FFNs, and a factorized
@@ -13,13 +13,14 @@ the 21,128-entry vocabulary costs the student a quarter of what it costs the tea
 
   tiny   config/tiny_bert_zh.json teacher, config/quickstart/tiny_student.json (hidden 64, 2 layers),
          a slice of the corpus; a few minutes. For the tests.
-  small  config/quickstart/small_*.json (hidden 128, 4 layers); about 55 minutes on 2 CPU cores with the
-         task-distilled row (the teacher 18-21 of them, the 24 fine-tuning runs about 30;
+  small  config/quickstart/small_*.json (hidden 128, 4 layers); about an hour on 2 CPU cores with the
+         task-distilled row (the teacher 18-21 minutes of it, the 24 fine-tuning runs about 30;
          --finetune_seeds=1 brings it to about 35 minutes).
   base   config/quickstart/base_*.json (hidden 256, 6 layers); a few hours on CPU, minutes on a GPU.
 
-The fine-tuning settings (steps, learning rate) were chosen on dev accuracy; test accuracy is only
-reported (quickstart/report.py), never used to choose.
+The small size's fine-tuning learning rates (per model) and task-distillation settings were chosen on
+dev by `python -m quickstart.sweep` on a finished run (README, "How the fine-tuning settings were
+chosen"); test scores are only reported (quickstart/report.py), never used to choose.
 """
 
 import dataclasses
@@ -36,7 +37,16 @@ class Finetuning:
   max_seq_length: int
   num_train_steps: int
   learning_rate: float
-  kind: str = "classification"  # or "tagging": finetune/run_tagging.py, scored by entity F1
+  kind: str = "classification"  # "regression" (Spearman), or "tagging": run_tagging.py, entity F1
+  # Per-model learning rates where dev chose another than `learning_rate`: ((model, rate), ...); the
+  # task-distilled student takes the student's unless named.
+  model_learning_rates: Tuple[Tuple[str, float], ...] = ()
+
+  def learning_rate_for(self, model):
+    rates = dict(self.model_learning_rates)
+    if model not in rates and model == "task_distilled":
+      model = "student"
+    return rates.get(model, self.learning_rate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +104,12 @@ SIZES = {
         max_seq_length=64, max_predictions_per_seq=10, train_batch_size=32, teacher_steps=3600,
         teacher_learning_rate=1e-3, distill_steps=200, student_steps=600,
         student_learning_rate=1e-3, eval_batch_size=64,
-        finetuning=(Finetuning("thucnews", 48, 750, 5e-4),
-                    Finetuning("peoples_daily_ner", 64, 400, 5e-4, "tagging")),
+        # Learning rates: the best dev score of each model over 2.5e-4 (teacher), 5e-4 ... 4e-3 (8e-3:
+        # control); the task-distilled row's on THUCNews is the rate its ratio and T were chosen at.
+        finetuning=(Finetuning("thucnews", 48, 750, 5e-4, model_learning_rates=(
+                        ("student", 1e-3), ("control", 4e-3), ("task_distilled", 5e-4))),
+                    Finetuning("peoples_daily_ner", 64, 400, 5e-4, "tagging", model_learning_rates=(
+                        ("student", 4e-3), ("control", 2e-3)))),
         finetune_batch_size=32, latency_runs=50, teacher_step_seconds=0.3),
     "base": Size(
         name="base", teacher_config="config/quickstart/base_teacher.json",

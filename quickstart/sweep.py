@@ -9,12 +9,13 @@ Each run starts from the quick start's pretraining checkpoint of its model (the 
 from the distilled student, taught by the quick start's fine-tuned teacher of the same seed) and is
 scored on dev at its last checkpoint, as the report scores the quick start's own runs. Test is never
 read. Runs go to <output_dir>/sweep/<task>/<model>/<setting>/seed<seed> and resume like the quick
-start's stages; the dev scores go to <output_dir>/sweep/<task>.json and .md, the best setting of each
-model marked (the mean over --seeds).
+start's stages; the dev scores of every sweep run of the task so far go to
+<output_dir>/sweep/<task>.json and .md, the best setting of each model (highest mean) marked.
 """
 
 import argparse
 import dataclasses
+import glob
 import json
 import os
 import statistics
@@ -78,7 +79,7 @@ def parse_args(argv):
 
 def grid(task, model, args):
   """The settings `model` is run with on `task` (a sizes.Finetuning)."""
-  rates = _floats(args.learning_rates, "--learning_rates") or [task.learning_rate]
+  rates = _floats(args.learning_rates, "--learning_rates") or [task.learning_rate_for(model)]
   steps = [int(n) for n in _floats(args.num_train_steps, "--num_train_steps")] or [
       task.num_train_steps]
   distill = [()]
@@ -98,7 +99,7 @@ def sweep_stages(size, paths, vocab_file, task, models, args):
   for model in models:
     for setting in grid(task, model, args):
       run_task = dataclasses.replace(task, learning_rate=setting.learning_rate,
-                                     num_train_steps=setting.num_train_steps)
+                                     num_train_steps=setting.num_train_steps, model_learning_rates=())
       for seed in finetuning.seeds(args.seeds):
         out = run_dir(paths, task, model, setting, seed)
         train, _ = finetuning.run_commands(
@@ -112,19 +113,34 @@ def sweep_stages(size, paths, vocab_file, task, models, args):
   return stages
 
 
-def dev_scores(paths, task, models, args):
-  """{model: [{setting, learning_rate, ..., dev (mean), per_seed, best}]}, from the runs' files."""
+def finished_runs(paths, task):
+  """{model: {setting name: {seed: run dir}}} of every sweep run of `task` that scored its last
+  checkpoint, from any earlier command too (the table covers them all)."""
+  runs = {}
+  base = os.path.join(paths.output_dir, "sweep", task.task_name)
+  for history in sorted(glob.glob(os.path.join(base, "*", "*", "seed*", "eval_history.json"))):
+    run = os.path.dirname(history)
+    setting_dir = os.path.dirname(run)
+    model = os.path.basename(os.path.dirname(setting_dir))
+    seed = int(os.path.basename(run)[len("seed"):])
+    runs.setdefault(model, {}).setdefault(os.path.basename(setting_dir), {})[seed] = run
+  return runs
+
+
+def dev_scores(paths, task):
+  """{model: [{setting, dev (mean over its seeds), per_seed, seeds, best}]}, from the runs' files, in
+  the quick start's model order; the best row of each model is the highest mean."""
   from quickstart import report
   metric = finetuning.METRICS[task.kind]
+  runs = finished_runs(paths, task)
   table = {}
-  for model in models:
+  for model in [m for m in finetuning.models() if m in runs]:
     rows = []
-    for setting in grid(task, model, args):
-      per_seed = [report.last_checkpoint_result(os.path.join(
-          run_dir(paths, task, model, setting, seed), "eval_history.json"))[metric]
-                  for seed in finetuning.seeds(args.seeds)]
-      rows.append({"setting": setting.name, **dataclasses.asdict(setting), "metric": metric,
-                   "dev": statistics.mean(per_seed), "per_seed": per_seed})
+    for setting, seeds in sorted(runs[model].items()):
+      per_seed = [report.last_checkpoint_result(os.path.join(seeds[seed], "eval_history.json"))[
+          metric] for seed in sorted(seeds)]
+      rows.append({"setting": setting, "metric": metric, "dev": statistics.mean(per_seed),
+                   "seeds": sorted(seeds), "per_seed": per_seed})
     best = max(rows, key=lambda row: row["dev"])
     for row in rows:
       row["best"] = row is best
@@ -132,8 +148,10 @@ def dev_scores(paths, task, models, args):
   return table
 
 
-def markdown(task, table, command):
-  lines = [f"# Dev-only sweep: {task.task_name}", "", f"`{command}`", "",
+def markdown(task, table):
+  lines = [f"# Dev-only sweep: {task.task_name}", "",
+           f"Dev {finetuning.METRICS[task.kind]} in % at each run's last checkpoint, every run under "
+           "this directory (`python -m quickstart.sweep`); test was not read.", "",
            "| model | setting | dev | per seed |", "|---|---|---|---|"]
   for model, rows in table.items():
     for row in rows:
@@ -175,12 +193,12 @@ def main(argv=None):
   except StageError as error:
     print(f"\nquickstart.sweep: {error}", file=sys.stderr)
     return 1
-  table = dev_scores(paths, task, models, args)
-  command = "python -m quickstart.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
+  table = dev_scores(paths, task)
   base = os.path.join(output_dir, "sweep", task.task_name)
-  atomic_io.write_text(base + ".json", json.dumps({"command": command, "task": task.task_name,
-                                                   "models": table}, indent=2) + "\n")
-  text = markdown(task, table, command)
+  atomic_io.write_text(base + ".json", json.dumps({"task": task.task_name, "metric":
+                                                   finetuning.METRICS[task.kind], "models": table},
+                                                  indent=2) + "\n")
+  text = markdown(task, table)
   atomic_io.write_text(base + ".md", text)
   print(text)
   return 0

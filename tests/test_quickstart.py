@@ -131,10 +131,12 @@ def test_every_model_task_and_seed_is_its_own_run(monkeypatch, supported):
         assert _flag(train, "output_dir") == _flag(test, "output_dir")
         output_dirs.add(_flag(train, "output_dir"))
         assert "--do_test" in test and "--do_test" not in train and "--do_train" not in test
-        # The same settings for every model: only the model, its output and its teacher differ.
-        for name in ("task_name", "num_train_steps", "learning_rate", "train_batch_size",
+        # The same settings for every model: only the model, its output, its teacher and the
+        # learning rate dev chose for it differ.
+        for name in ("task_name", "labels", "num_train_steps", "train_batch_size",
                      "max_seq_length", "data_dir", "tfrecord_dir"):
           assert _flag(train, name) == _flag(reference, name), (model, name)
+        assert float(_flag(train, "learning_rate")) == task.learning_rate_for(model)
         assert _flag(train, "num_train_steps") == str(task.num_train_steps)
       if supported:
         distilled = runs[f"finetune_{task.task_name}_task_distilled_seed{seed}"].commands[0]
