@@ -98,7 +98,7 @@ def data_stages(size, paths):
           "peoples_daily_ner", "People's Daily NER -> train/dev/test, test = the held-out documents",
           [python_command("finetune.tagging.prepare_peoples_daily_ner",
                           f"--output_dir={data_dir(paths, task.task_name)}",
-                          f"--max_lines={size.max_lines}", "--overwrite")], cost=20))
+                          f"--max_lines={size.max_lines}", "--overwrite")], cost=5))
     elif task.task_name not in SHIPPED_DATA:
       raise ValueError(f"fine-tuning task {task.task_name}: no data stage and no shipped data")
   return prepared

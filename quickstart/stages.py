@@ -21,6 +21,7 @@ import time
 PROGRESS_LINE = re.compile(r"step \d+/\d+ .*ETA|masked_lm_accuracy = |test at step|dev at step|"
                            r"latency|ms per sequence")
 MARKER_DIR = ".stages"
+MIN_COST_TO_CORRECT = 60  # expected seconds of finished stages before their pace corrects the estimate
 
 
 @dataclasses.dataclass
@@ -72,7 +73,9 @@ class StageRunner:
     for stage in todo:
       index = stages.index(stage) + 1
       remaining_cost = sum(s.cost for s in todo[todo.index(stage):])
-      speed = spent / expected_spent if expected_spent else 1.0
+      # Corrected by the finished stages' pace once they weigh a minute: a few-second stage would
+      # otherwise rescale the whole estimate.
+      speed = spent / expected_spent if expected_spent >= MIN_COST_TO_CORRECT else 1.0
       self.log(f"[{index}/{len(stages)}] {stage.name}: {stage.description} "
                f"(about {_format_minutes(remaining_cost * speed)} left in all)")
       start = time.time()

@@ -44,6 +44,14 @@ def test_finished_stages_are_skipped_and_failures_leave_no_marker(tmp_path):
   assert any("1 of 2 stages finished earlier" in line for line in lines)
 
 
+def test_a_short_stage_does_not_rescale_the_time_left(tmp_path):
+  lines = []
+  quick = Stage("quick", "far quicker than its cost", [lambda: None], cost=20)
+  long = Stage("long", "", [lambda: None], cost=600)
+  StageRunner(str(tmp_path), log=lines.append).run([quick, long])
+  assert "[2/2] long:  (about 10 min left in all)" in lines
+
+
 def test_stage_names_must_be_unique(tmp_path):
   stage = Stage("same", "", [], cost=1)
   with pytest.raises(ValueError, match="unique"):
