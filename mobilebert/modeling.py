@@ -136,8 +136,11 @@ class BertModel:
     token_type_table = tf.get_variable(
         "token_type_embeddings", [config.type_vocab_size, config.hidden_size],
         initializer=initializer)
-    # One-hot: the token-type vocab is tiny and a matmul keeps TPU shapes static.
-    output += layers.embedding_lookup(token_type_table, token_type_ids, use_one_hot_embeddings=True)
+    # One-hot: the token-type vocab is tiny and a matmul keeps TPU shapes static. A gather in the
+    # integer-only export, whose int8 EMBEDDING_LOOKUP (the converted one-hot matmul) misreads the
+    # table (quantization.py).
+    output += layers.embedding_lookup(token_type_table, token_type_ids,
+                                      use_one_hot_embeddings=not quantization.integer_only())
     position_table = tf.get_variable(
         "position_embeddings", [config.max_position_embeddings, config.hidden_size],
         initializer=initializer)
@@ -301,8 +304,8 @@ def attention_layer(config, query_key_input, value_input, attention_mask, use_ei
                        transpose_b=True)
   scores = tf.multiply(scores, 1.0 / float(head_size) ** 0.5)
   # Only key positions are masked; -10000 makes their softmax weight vanish.
-  adder = (1.0 - tf.expand_dims(tf.cast(attention_mask, scores.dtype), 1)) * -10000.0
-  scores = quantization.mask_scores(scores, adder)
+  key_mask = tf.expand_dims(tf.cast(attention_mask, scores.dtype), 1)  # [B, 1, F, T]
+  scores = quantization.mask_scores(scores, key_mask)
   probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob)
   if use_einsum:
     context = tf.einsum("BNFT,BTND->BFND", probs, value)

@@ -22,6 +22,20 @@ inserts the same kind of nodes at graph-build time instead of rewriting the grap
     the int8 model agreed with the fake-quant graph on 0.943-1.0 of examples (2 seeds below 0.95);
     with it on 0.99-1.0.
 
+Where the mask is applied without the adder (under fake quantization and in the graph of an
+integer-only export, integer_only_export), the keys to mask are found by comparing the 0/1 mask
+itself, not the float adder (1 - mask) * -10000 derived from it: converting the adder, TFLite gave
+(1 - mask) the scale of the -10000 product (39.2), which rounds 1 to 0, so the integer-only model
+attended to padding (its masked scores differed from the float graph's by 95% of their magnitude).
+The graph of an integer-only export (the post-training full int8 export of a float checkpoint and the
+export of a QAT checkpoint) also looks the token-type embedding up by a gather instead of the
+original's one-hot matmul (modeling.py; same values, same variable): the converter turns the one-hot
+matmul into EMBEDDING_LOOKUP and quantizes its output with the calibrated range of the rows looked up
+(row 0 alone on a single-sentence task: scale 0.00102, zero point -7 against the table's 0.00118 and
+2 on a small student) while the int8 kernel copies the table's int8 rows as they are: the token-type
+vector was off by 20% of its magnitude. GATHER ties the table's scale and zero point to its output's
+(a row that calibration never looked up may clip; a single-sentence task never looks it up).
+
 Variables (non-trainable, saved in the checkpoint): `<dense scope>/weights_quant/{min,max}`,
 `<dense scope>/act_quant/{min,max,initialized}` and `<layer>/attention/self/scores/act_quant/...`. The
 TFLite converter reads the learned ranges from the FakeQuant nodes of the frozen graph
@@ -45,7 +59,7 @@ ACTIVATION_SCOPE = "act_quant"
 WEIGHT_SCOPE = "weights_quant"
 
 _active = []  # stack of is_training flags of the enclosing fake_quantization blocks
-_integer_masking = []  # non-empty inside integer_masking blocks
+_integer_only_export = []  # non-empty inside integer_only_export blocks
 
 
 @contextlib.contextmanager
@@ -107,32 +121,39 @@ def activations(tensor):
     return tf.quantization.fake_quant_with_min_max_vars(tensor, low, high, num_bits=NUM_BITS)
 
 
-def mask_scores(scores, mask_adder):
-  """Attention scores [B, N, F, T] masked by `mask_adder` [B, 1, F, T] (-10000 on masked keys).
+def mask_scores(scores, key_mask):
+  """Attention scores [B, N, F, T] with the keys where `key_mask` [B, 1, F, T] (float, 1 for keys
+  that may be attended) is 0 masked.
 
-  Float graph: the original's `scores + mask_adder`. Inside a fake_quantization block the -10000
-  would set the integer-only model's softmax input range (scale ~39: every real score lands in one
-  int8 bucket, attention becomes uniform); instead the scores are fake-quantized with a learned range
-  and masked keys sit 10 below the batch's lowest score (weight under e^-10 of any unmasked key's).
+  Float graph: the original's `scores + (1 - key_mask) * -10000`. Inside a fake_quantization block
+  the -10000 would set the integer-only model's softmax input range (scale ~39: every real score
+  lands in one int8 bucket, attention becomes uniform); instead the scores are fake-quantized with a
+  learned range and masked keys sit 10 below the batch's lowest score (weight under e^-10 of any
+  unmasked key's). The keys to mask are read from the 0/1 mask, which int8 holds exactly.
   """
   if _active:
     with tf.variable_scope("scores"):
       scores = activations(scores)
-  elif not _integer_masking:
-    return scores + mask_adder
-  return tf.where_v2(mask_adder < 0.0, tf.reduce_min(scores) - 10.0, scores)
+  elif not _integer_only_export:
+    return scores + (1.0 - key_mask) * -10000.0
+  return tf.where_v2(key_mask < 0.5, tf.reduce_min(scores) - 10.0, scores)
 
 
 @contextlib.contextmanager
-def integer_masking():
-  """mask_scores built inside masks as under fake quantization, without fake-quant nodes: for the
-  post-training full-integer export of a float checkpoint, whose calibration would otherwise take
-  the softmax input's range from the -10000."""
-  _integer_masking.append(True)
+def integer_only_export():
+  """The graph built inside is converted to an integer-only TFLite model: mask_scores masks as under
+  fake quantization (for a float checkpoint, whose calibration would otherwise take the softmax
+  input's range from the -10000) and integer_only() is true (the token-type embedding is a gather)."""
+  _integer_only_export.append(True)
   try:
     yield
   finally:
-    _integer_masking.pop()
+    _integer_only_export.pop()
+
+
+def integer_only():
+  """True inside an integer_only_export block."""
+  return bool(_integer_only_export)
 
 
 def fake_quant_nodes(graph):

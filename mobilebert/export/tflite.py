@@ -9,8 +9,9 @@ or pretraining records).
 A checkpoint fine-tuned with --use_quantized_training is converted from its fake-quantized graph: the
 converter takes the learned ranges of the dense layers and attention scores from its FakeQuant nodes
 and calibrates the remaining tensors (norms, residual sums, softmax and context) on the representative
-dataset, as the release's run_squad.py did. full_int8 masks attention without the -10000 adder
-(quantization.mask_scores), which would otherwise set the softmax input's range.
+dataset, as the release's run_squad.py did. full_int8 converts the graph built for it
+(quantization.integer_only_export): attention masked without the -10000 adder, which would otherwise
+set the softmax input's range, and the token-type embedding as a gather.
 
 Verification runs the .tflite (on the runtime tflite_eval.make_interpreter picks: LiteRT when
 installed) and the checkpoint's TF graph on the same inputs (the representative
@@ -105,8 +106,7 @@ def convert(config, init_checkpoint, variant, seq_length, representative=None, u
   if spec.needs_representative_data and representative is None:
     raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
                             "--representative_tfrecords")
-  # Integer-only: the attention mask without the -10000 that would set the softmax input's range.
-  with (quantization.integer_masking() if variant == "full_int8" else contextlib.nullcontext()):
+  with (quantization.integer_only_export() if variant == "full_int8" else contextlib.nullcontext()):
     serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
         config, init_checkpoint, seq_length, use_einsum)
 
