@@ -141,11 +141,13 @@ def normalize(input_tensor, normalization_type):
   return NORMALIZATIONS[normalization_type](input_tensor)
 
 
-def dense(input_tensor, output_size, initializer, activation=None, use_einsum=True, name="dense"):
+def dense(input_tensor, output_size, initializer, activation=None, use_einsum=True, name="dense",
+          symmetric_quantization=False):
   """A dense layer over the last axis of a [..., in] tensor; kernel stored [in, out].
 
   The einsum path keeps the 3-D shape (what TPUs like); the matmul path flattens to 2-D. Both create
-  the same variables and give the same numbers within float rounding.
+  the same variables and give the same numbers within float rounding. symmetric_quantization: the
+  output's fake-quantization range is symmetric (quantization.activations).
   """
   input_width = input_tensor.shape[-1]
   if input_width is None:
@@ -167,7 +169,8 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
     output = tf.nn.bias_add(output, bias)
     if activation is not None:
       output = activation(output)
-    return quantization.activations(output)  # identity unless fake-quantized training or export
+    # identity unless fake-quantized training or export
+    return quantization.activations(output, symmetric=symmetric_quantization)
 
 
 def gather_indexes(sequence_tensor, positions):

@@ -290,13 +290,16 @@ def attention_layer(config, query_key_input, value_input, attention_mask, use_ei
   initializer = create_initializer(config.initializer_range)
   batch_size, seq_length = get_shape_list(query_key_input, expected_rank=3)[:2]
 
-  def project(tensor, name):
-    projected = dense(tensor, num_heads * head_size, initializer, use_einsum=use_einsum, name=name)
+  def project(tensor, name, symmetric_quantization=False):
+    projected = dense(tensor, num_heads * head_size, initializer, use_einsum=use_einsum, name=name,
+                      symmetric_quantization=symmetric_quantization)
     return layers.reshape(projected, [batch_size, seq_length, num_heads, head_size])  # [B, T, N, D]
 
   query = project(query_key_input, "query")
-  key = project(query_key_input, "key")
-  value = project(value_input, "value")
+  # Keys and values are the right-hand operands of the attention matmuls: with zero point 0 in the
+  # integer-only model, XNNPACK runs those matmuls (quantization.py).
+  key = project(query_key_input, "key", symmetric_quantization=True)
+  value = project(value_input, "value", symmetric_quantization=True)
   if use_einsum:
     scores = tf.einsum("BFND,BTND->BNFT", query, key)
   else:
