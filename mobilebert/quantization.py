@@ -23,6 +23,9 @@ inserts the same kind of nodes at graph-build time instead of rewriting the grap
     right-hand operand (keys in the scores, values in the context) only with zero point 0; with the
     learned [min, max] ranges LiteRT 2.3 left all 8 attention matmuls of a 4-layer base-f2 student
     to the builtin kernels, with symmetric ranges XNNPACK took all 8 (batch-1 latency 26 -> 12 ms).
+    The post-training export of a float checkpoint gets the same: its keys and values are
+    fake-quantized on [-b, b], b their largest magnitude on the calibration examples (ExportRanges,
+    export/tflite.py).
   * attention scores (scaled, before the mask): the same activation node, with the mask applied
     without the -10000 adder (mask_scores). Measured on the tiny classifier, seeds 0-8: without it
     the int8 model agreed with the fake-quant graph on 0.943-1.0 of examples (2 seeds below 0.95);
@@ -63,6 +66,9 @@ EMA_DECAY = 0.9
 # A variable name part that only fake-quantized checkpoints contain (graph.detect_heads looks for it).
 ACTIVATION_SCOPE = "act_quant"
 WEIGHT_SCOPE = "weights_quant"
+# A symmetric range is [-b, b * 127/128]: 8-bit steps of b/128 with 0 on the step 128 exactly. On
+# [-b, b] the zero point falls on 127.5, which rounds to 128 or (float error) 127: int8 zero point -1.
+SYMMETRIC_MAX = 127.0 / 128.0
 
 _active = []  # stack of is_training flags of the enclosing fake_quantization blocks
 _integer_only_export = []  # non-empty inside integer_only_export blocks
@@ -104,10 +110,11 @@ def weights(kernel):
 def activations(tensor, symmetric=False):
   """Fake-quantized float32 `tensor` [..., W] inside a fake_quantization block, else `tensor`.
 
-  symmetric: quantized on [-b, b] (int8 zero point 0), b the larger magnitude of the learned range.
+  symmetric: quantized on [-b, b] (int8 zero point 0; SYMMETRIC_MAX), b the larger magnitude of the
+  learned range.
   """
   if not _active:
-    return tensor
+    return _export_range(tensor) if symmetric and _integer_only_export else tensor
   with tf.variable_scope(ACTIVATION_SCOPE):
     min_var, max_var = _range_variables(-6.0, 6.0)
     # float32, not bool: checkpoints are read back as float32 (checkpoint.read_checkpoint_float32).
@@ -129,7 +136,7 @@ def activations(tensor, symmetric=False):
         low, high = tf.identity(low), tf.identity(high)
     if symmetric:
       bound = tf.maximum(-low, high)
-      low, high = -bound, bound
+      low, high = -bound, bound * SYMMETRIC_MAX
     return tf.quantization.fake_quant_with_min_max_vars(tensor, low, high, num_bits=NUM_BITS)
 
 
@@ -151,14 +158,38 @@ def mask_scores(scores, key_mask):
   return tf.where_v2(key_mask < 0.5, tf.reduce_min(scores) - 10.0, scores)
 
 
+class ExportRanges:
+  """Symmetric ranges of a float checkpoint's integer-only export: `tensors` {scope: tensor} that
+  activations(symmetric=True) found while `bounds` was None, to be measured on the calibration data;
+  with `bounds` {scope: b}, those tensors are fake-quantized on [-b, b]."""
+
+  def __init__(self, bounds=None):
+    self.bounds = bounds
+    self.tensors = {}
+
+
+def _export_range(tensor):
+  ranges = _integer_only_export[-1]
+  scope = tf.get_variable_scope().name
+  if ranges.bounds is None:
+    ranges.tensors[scope] = tensor
+    return tensor
+  bound = max(float(ranges.bounds[scope]), 1e-6)  # a zero range has no int8 scale
+  return tf.quantization.fake_quant_with_min_max_vars(
+      tensor, tf.constant(-bound), tf.constant(bound * SYMMETRIC_MAX), num_bits=NUM_BITS)
+
+
 @contextlib.contextmanager
-def integer_only_export():
+def integer_only_export(bounds=None):
   """The graph built inside is converted to an integer-only TFLite model: mask_scores masks as under
   fake quantization (for a float checkpoint, whose calibration would otherwise take the softmax
-  input's range from the -10000) and integer_only() is true (the token-type embedding is a gather)."""
-  _integer_only_export.append(True)
+  input's range from the -10000), integer_only() is true (the token-type embedding is a gather) and,
+  outside fake quantization, the symmetric activations (keys and values) are collected, or with
+  `bounds` fake-quantized on them. Yields the ExportRanges."""
+  ranges = ExportRanges(bounds)
+  _integer_only_export.append(ranges)
   try:
-    yield
+    yield ranges
   finally:
     _integer_only_export.pop()
 

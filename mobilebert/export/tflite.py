@@ -11,7 +11,9 @@ converter takes the learned ranges of the dense layers and attention scores from
 and calibrates the remaining tensors (norms, residual sums, softmax and context) on the representative
 dataset, as the release's run_squad.py did. full_int8 converts the graph built for it
 (quantization.integer_only_export): attention masked without the -10000 adder, which would otherwise
-set the softmax input's range, and the token-type embedding as a gather.
+set the softmax input's range, the token-type embedding as a gather, and keys and values on symmetric
+ranges (zero point 0, for XNNPACK's int8 attention matmuls; from a float checkpoint, their largest
+magnitudes on the representative examples).
 
 Verification runs the .tflite (on the runtime tflite_eval.make_interpreter picks: LiteRT when
 installed) and the checkpoint's TF graph on the same inputs (the representative
@@ -97,6 +99,25 @@ def check_trained_ranges(init_checkpoint):
         "--use_quantized_training step; export a checkpoint written after training")
 
 
+def symmetric_bounds(config, init_checkpoint, seq_length, representative, use_einsum=False,
+                     batch_size=32):
+  """{scope: largest magnitude on the representative examples} of the float graph's activations
+  that the integer-only model holds with zero point 0 (keys and values, quantization.py)."""
+  with quantization.integer_only_export() as ranges:
+    serving_graph, session, inputs, _, _ = saved_model.build_serving_graph(
+        config, init_checkpoint, seq_length, use_einsum)
+  bounds = dict.fromkeys(ranges.tensors, 0.0)
+  try:
+    with serving_graph.as_default():
+      for start in range(0, len(representative["input_ids"]), batch_size):
+        feed = {inputs[n]: representative[n][start:start + batch_size] for n in graph.INPUT_NAMES}
+        values = session.run(ranges.tensors, feed)
+        bounds = {k: max(bounds[k], float(np.abs(v).max())) for k, v in values.items()}
+  finally:
+    session.close()
+  return bounds
+
+
 def convert(config, init_checkpoint, variant, seq_length, representative=None, use_einsum=False):
   """The .tflite bytes of the checkpoint's serving graph in `variant`, and the output names."""
   if variant not in VARIANTS:
@@ -107,7 +128,11 @@ def convert(config, init_checkpoint, variant, seq_length, representative=None, u
   if spec.needs_representative_data and representative is None:
     raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
                             "--representative_tfrecords")
-  with (quantization.integer_only_export() if variant == "full_int8" else contextlib.nullcontext()):
+  bounds = None
+  if variant == "full_int8" and not graph.detect_heads(init_checkpoint).fake_quantized:
+    bounds = symmetric_bounds(config, init_checkpoint, seq_length, representative, use_einsum)
+  with (quantization.integer_only_export(bounds) if variant == "full_int8"
+        else contextlib.nullcontext()):
     serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
         config, init_checkpoint, seq_length, use_einsum)
 
