@@ -147,7 +147,8 @@ def dense(input_tensor, output_size, initializer, activation=None, use_einsum=Tr
 
   The einsum path keeps the 3-D shape (what TPUs like); the matmul path flattens to 2-D. Both create
   the same variables and give the same numbers within float rounding. symmetric_quantization: the
-  output's fake-quantization range is symmetric (quantization.activations).
+  output's fake-quantization range is symmetric in the integer-only export
+  (quantization.activations).
   """
   input_width = input_tensor.shape[-1]
   if input_width is None:
