@@ -23,7 +23,7 @@ def parse_args(argv):
   parser.add_argument("--output_dir", default=os.path.join(ROOT, "output", "quickstart"),
                       help="where everything goes (default: output/quickstart in the checkout)")
   parser.add_argument("--size", default="small", choices=sorted(sizes.SIZES),
-                      help="tiny: minutes (tests); small: about 55 min on 2 CPU cores; base: hours")
+                      help="tiny: minutes (tests); small: about an hour on 2 CPU cores; base: hours")
   parser.add_argument("--steps_scale", type=float, default=1.0,
                       help="multiply every training step count by this (e.g. 4 to train longer)")
   parser.add_argument("--finetune_seeds", type=int, default=sizes.DEFAULT_FINETUNE_SEEDS,

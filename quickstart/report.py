@@ -209,8 +209,8 @@ def markdown(results, command, seconds=None):
       f"Accuracy and entity F1 in %: mean ± sample standard deviation over {len(seeds)} fine-tuning "
       f"seed(s) "
       f"({', '.join(str(x) for x in seeds)}); per-seed numbers in results.json. Each run is scored at "
-      "its last checkpoint on dev and test; the fine-tuning settings were chosen on dev accuracy, and "
-      "test accuracy is only reported, never used to choose. The task-distilled student (if shown) "
+      "its last checkpoint on dev and test; the fine-tuning settings were chosen on dev scores "
+      "(python -m quickstart.sweep), and test scores are only reported, never used to choose. The task-distilled student (if shown) "
       "starts from the distilled student and learns from the fine-tuned teacher of the same seed; its "
       "held-out MLM accuracy and latency are the distilled student's.", "",
       f"Pretraining: batch {s['train_batch_size']}, length {s['max_seq_length']}, teacher "

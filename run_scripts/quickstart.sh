@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole MobileBERT recipe on real Chinese data, small enough for a 2-core CPU (about 55 minutes):
+# The whole MobileBERT recipe on real Chinese data, small enough for a 2-core CPU (about an hour):
 # People's Daily 1998 -> whole-word-masking TFRecords -> a small BERT teacher (masked LM) -> a MobileBERT
 # student of the same hidden size and a quarter of its parameters by progressive knowledge transfer and
 # distillation, and the same student trained with masked LM only as a control -> each fine-tuned on
