@@ -40,8 +40,13 @@ NER_LABELS = "PER,LOC,ORG"
 # TextBrewer) at temperature 1, chosen on THUCNews dev from ratio 0 / 0.5 x T 1 / 4 (README, "How the
 # fine-tuning settings were chosen"); no layer-wise transfer (the student's layers already learned
 # the teacher's in pretraining).
-TASK_DISTILL_FLAGS = ("--distill_ground_truth_ratio=0", "--distill_temperature=1",
-                      "--hidden_distill_factor=0", "--attention_distill_factor=0")
+TASK_DISTILL = (0.0, 1.0)  # (ground-truth ratio, temperature)
+
+
+def task_distill_flags(ratio, temperature):
+  """The task-distilled run's distillation flags (soft targets only, no layer-wise transfer)."""
+  return (f"--distill_ground_truth_ratio={ratio:g}", f"--distill_temperature={temperature:g}",
+          "--hidden_distill_factor=0", "--attention_distill_factor=0")
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,10 +110,11 @@ def data_stages(size, paths):
 
 
 def run_commands(size, paths, vocab_file, task, model, seed, out, teacher_dir=None,
-                 distill_flags=TASK_DISTILL_FLAGS):
+                 distill=TASK_DISTILL):
   """(train, test) argv lists of one fine-tuning run of `model` on `task` (a sizes.Finetuning)
   with `seed`, into `out`: training scores each checkpoint on dev; test scores the test split.
-  The task-distilled model learns from the fine-tuned teacher in `teacher_dir`."""
+  The task-distilled model learns from the fine-tuned teacher in `teacher_dir` with `distill`, a
+  (ground-truth ratio, temperature) pair."""
   config = paths.config(size.config_for(model))
   names = ([f"--labels={NER_LABELS}"] if task.kind == "tagging"
            else [f"--task_name={task.task_name}"])
@@ -120,7 +126,7 @@ def run_commands(size, paths, vocab_file, task, model, seed, out, teacher_dir=No
   extra = []
   if model == TASK_DISTILLED:
     extra = [f"--bert_teacher_config_file={paths.config(size.teacher_config)}",
-             f"--teacher_init_checkpoint={teacher_dir}", *distill_flags]
+             f"--teacher_init_checkpoint={teacher_dir}", *task_distill_flags(*distill)]
   steps = task.num_train_steps
   entry_point = ENTRY_POINTS[task.kind]
   train = python_command(

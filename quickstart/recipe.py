@@ -88,7 +88,7 @@ def _warmup(steps):
   return f"--num_warmup_steps={max(1, steps // 10)}"
 
 
-def _step_seconds(size):
+def step_seconds(size):
   """Expected seconds of one step of each run at this size (for the time-left estimate)."""
   return {name: cost * size.teacher_step_seconds for name, cost in STEP_COST.items()}
 
@@ -129,7 +129,7 @@ def data_stages(size, paths, vocab_file):
 
 
 def pretraining_stages(size, paths):
-  step_seconds = _step_seconds(size)
+  seconds = step_seconds(size)
   teacher_config = paths.config(size.teacher_config)
   student_config = paths.config(size.student_config)
   common = _pretraining_flags(size, paths)
@@ -158,12 +158,12 @@ def pretraining_stages(size, paths):
   heldout = [heldout_command(name, size.config_for(name)) for name in MODELS]
   return [
       Stage("teacher", f"BERT teacher, masked LM from scratch, {size.teacher_steps} steps",
-            [teacher], cost=START_SECONDS + size.teacher_steps * step_seconds["teacher"]),
+            [teacher], cost=START_SECONDS + size.teacher_steps * seconds["teacher"]),
       Stage("student", f"MobileBERT student: progressive transfer ({size.distill_steps} steps) then "
             f"distillation ({main_steps} steps) from the teacher", [student],
-            cost=2 * START_SECONDS + size.student_steps * step_seconds["student"]),
+            cost=2 * START_SECONDS + size.student_steps * seconds["student"]),
       Stage("control", f"the same student, plain masked LM, {size.student_steps} steps, no teacher",
-            [control], cost=START_SECONDS + size.student_steps * step_seconds["control"]),
+            [control], cost=START_SECONDS + size.student_steps * seconds["control"]),
       Stage("heldout", "held-out masked-LM accuracy of the three models", heldout,
             cost=3 * START_SECONDS),
   ]
@@ -186,7 +186,7 @@ def report_stages(size, paths, command, num_seeds):
 def stages(size, paths, vocab_file, command, num_seeds):
   """Every stage of the recipe, in order."""
   return (data_stages(size, paths, vocab_file) + pretraining_stages(size, paths)
-          + finetuning.stages(size, paths, vocab_file, num_seeds, _step_seconds(size),
+          + finetuning.stages(size, paths, vocab_file, num_seeds, step_seconds(size),
                               START_SECONDS)
           + report_stages(size, paths, command, num_seeds))
 

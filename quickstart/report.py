@@ -155,8 +155,9 @@ def verdicts(results):
     beats = gap > 0
     passes = keeps >= KEEPS_TEACHER and gap >= BEATS_CONTROL_POINTS
     sentence = (f"{TASK_LABELS.get(task, task)} test: the distilled student keeps {100 * keeps:.0f}% "
-                f"of the teacher's {METRIC_LABELS[scores['metric']]} (bar {100 * KEEPS_TEACHER:.0f}%) and is {gap:+.1f} points "
-                f"from the control (bar +{BEATS_CONTROL_POINTS:.0f}): it "
+                f"of the teacher's {METRIC_LABELS[scores['metric']]} "
+                f"(bar {100 * KEEPS_TEACHER:.0f}%) and is {gap:+.1f} points from the control "
+                f"(bar +{BEATS_CONTROL_POINTS:.0f}): it "
                 f"{'beats' if beats else 'does NOT beat'} the control")
     if finetuning.TASK_DISTILLED in test:
       moved = _points(test[finetuning.TASK_DISTILLED] - test["student"])
@@ -179,6 +180,7 @@ def markdown(results, command, seconds=None):
     label = TASK_LABELS.get(task, task)
     header += [f"{label} dev{metric}", f"{label} test{metric}"]
   header.append("batch-1 latency, length 128")
+  metric_names = list(dict.fromkeys(METRIC_LABELS[scores["metric"]] for scores in tasks.values()))
   rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for name, model in models.items():
     latency = f"{model['latency_ms']:.1f} ms" if model["latency_ms"] is not None else "-"
@@ -206,13 +208,14 @@ def markdown(results, command, seconds=None):
       f"{100 * student['params_vs_teacher']:.0f}% of the teacher's "
       f"{teacher['backbone_params'] / 1e6:.2f}M "
       f"(embeddings + encoder: what fine-tuning and inference use){speed}.", "",
-      f"Accuracy and entity F1 in %: mean ± sample standard deviation over {len(seeds)} fine-tuning "
-      f"seed(s) "
+      f"{metric_names[0].capitalize()}{''.join(f' and {m}' for m in metric_names[1:])} in %: "
+      f"mean ± sample standard deviation over {len(seeds)} fine-tuning seed(s) "
       f"({', '.join(str(x) for x in seeds)}); per-seed numbers in results.json. Each run is scored at "
       "its last checkpoint on dev and test; the fine-tuning settings were chosen on dev scores "
-      "(python -m quickstart.sweep), and test scores are only reported, never used to choose. The task-distilled student (if shown) "
-      "starts from the distilled student and learns from the fine-tuned teacher of the same seed; its "
-      "held-out MLM accuracy and latency are the distilled student's.", "",
+      "(python -m quickstart.sweep), and test scores are only reported, never used to choose. The "
+      "task-distilled student (if shown) starts from the distilled student and learns from the "
+      "fine-tuned teacher of the same seed; its held-out MLM accuracy and latency are the distilled "
+      "student's.", "",
       f"Pretraining: batch {s['train_batch_size']}, length {s['max_seq_length']}, teacher "
       f"{s['teacher_steps']} steps; student {s['distill_steps']} steps of progressive transfer "
       f"+ {s['student_steps'] - s['distill_steps']} of distillation; control "

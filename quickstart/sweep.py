@@ -22,7 +22,7 @@ import statistics
 import sys
 
 from mobilebert import atomic_io
-from quickstart import finetuning, recipe, sizes
+from quickstart import finetuning, recipe, report, sizes
 from quickstart.stages import Stage, StageError, StageRunner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,11 +39,6 @@ class Setting:
   def name(self):
     text = f"lr{self.learning_rate:g}_steps{self.num_train_steps}"
     return text + (f"_ratio{self.distill[0]:g}_T{self.distill[1]:g}" if self.distill else "")
-
-  def distill_flags(self):
-    ratio, temperature = self.distill
-    return (f"--distill_ground_truth_ratio={ratio}", f"--distill_temperature={temperature}",
-            *finetuning.TASK_DISTILL_FLAGS[2:])
 
 
 def _floats(text, flag):
@@ -84,8 +79,8 @@ def grid(task, model, args):
       task.num_train_steps]
   distill = [()]
   if model == finetuning.TASK_DISTILLED:
-    default = tuple(float(f.split("=")[1]) for f in finetuning.TASK_DISTILL_FLAGS[:2])
-    distill = _distill_pairs(args.distill_settings) if args.distill_settings else [default]
+    distill = (_distill_pairs(args.distill_settings) if args.distill_settings
+               else [finetuning.TASK_DISTILL])
   return [Setting(rate, n, pair) for rate in rates for n in steps for pair in distill]
 
 
@@ -94,7 +89,7 @@ def run_dir(paths, task, model, setting, seed):
 
 
 def sweep_stages(size, paths, vocab_file, task, models, args):
-  step_seconds = {name: cost * size.teacher_step_seconds for name, cost in recipe.STEP_COST.items()}
+  step_seconds = recipe.step_seconds(size)
   stages = []
   for model in models:
     for setting in grid(task, model, args):
@@ -105,7 +100,7 @@ def sweep_stages(size, paths, vocab_file, task, models, args):
         train, _ = finetuning.run_commands(
             size, paths, vocab_file, run_task, model, seed, out,
             teacher_dir=paths.finetuned(task.task_name, "teacher", seed),
-            distill_flags=setting.distill_flags() if setting.distill else ())
+            distill=setting.distill or finetuning.TASK_DISTILL)
         stages.append(Stage(f"sweep_{task.task_name}_{model}_{setting.name}_seed{seed}",
                             f"{model} on {task.task_name}, {setting.name}, seed {seed}: dev only",
                             [train], cost=finetuning.run_cost(run_task, model, step_seconds,
@@ -130,7 +125,6 @@ def finished_runs(paths, task):
 def dev_scores(paths, task):
   """{model: [{setting, dev (mean over its seeds), per_seed, seeds, best}]}, from the runs' files, in
   the quick start's model order; the best row of each model is the highest mean."""
-  from quickstart import report
   metric = finetuning.METRICS[task.kind]
   runs = finished_runs(paths, task)
   table = {}

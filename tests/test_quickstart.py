@@ -355,7 +355,7 @@ def test_sweep_scores_settings_on_dev_only(tiny_run):
   size = sizes.get("tiny")
   stages = sweep.sweep_stages(size, recipe.Paths(output_dir, ROOT), "v", size.finetuning[0],
                               [finetuning.TASK_DISTILLED], parsed)
-  assert [(_flag(s.commands[0], "distill_ground_truth_ratio"),
-           _flag(s.commands[0], "distill_temperature")) for s in stages] == [("0.5", "1.0"),
-                                                                             ("0.0", "2.0")]
+  assert [(float(_flag(s.commands[0], "distill_ground_truth_ratio")),
+           float(_flag(s.commands[0], "distill_temperature"))) for s in stages] == [(0.5, 1.0),
+                                                                                   (0.0, 2.0)]
   assert sweep.main(["--output_dir", output_dir, "--task=chnsenticorp"]) == 2
