@@ -174,7 +174,8 @@ def main(argv=None):
     if unknown:
       raise ValueError(f"--models: unknown {', '.join(unknown)}; expected "
                        f"{', '.join(finetuning.models())}")
-    finetuning.seeds(args.seeds)
+    if args.seeds < 1:
+      raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     for model in models:
       grid(task, model, args)
   except ValueError as error:

@@ -359,3 +359,22 @@ def test_sweep_scores_settings_on_dev_only(tiny_run):
            float(_flag(s.commands[0], "distill_temperature"))) for s in stages] == [(0.5, 1.0),
                                                                                    (0.0, 2.0)]
   assert sweep.main(["--output_dir", output_dir, "--task=chnsenticorp"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task=nope"], "--task=nope: expected one of thucnews, peoples_daily_ner"),
+    (["--task=thucnews", "--models=student,nope"], "--models: unknown nope"),
+    (["--task=thucnews", "--learning_rates=1e-3,fast"], "--learning_rates=1e-3,fast: expected"),
+    (["--task=thucnews", "--models=task_distilled", "--distill_settings=0.5"],
+     "--distill_settings=0.5: expected ratio:temperature pairs"),
+    (["--task=thucnews", "--seeds=0"], "--seeds must be at least 1, got 0"),
+])
+def test_sweep_refuses_bad_arguments_before_running(tmp_path, capsys, args, message):
+  from quickstart import sweep
+  assert sweep.main([f"--output_dir={tmp_path}", "--task=thucnews"]) == 2
+  assert "no quickstart.json; run the quick start first" in capsys.readouterr().err
+  (tmp_path / "quickstart.json").write_text(json.dumps({"size": "tiny", "steps_scale": 1.0,
+                                                         "vocab_file": "v"}))
+  assert sweep.main([f"--output_dir={tmp_path}", *args]) == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / "sweep").exists()
