@@ -107,6 +107,22 @@ def test_device_targets_pass_and_fail():
   assert device_targets.check({"dynamic_int8": result(0.004, 1)}) == []  # nothing to compare with
 
 
+def test_benchmark_exports_have_trained_like_norms_that_xnnpack_takes():
+  """The random-weight benchmark models' norms are off their initial 1 and 0: at init the converter
+  drops each multiply by ones and XNNPACK leaves the int8 ADD of an all-zero offset to the builtin
+  kernel, a cost no trained model has (bench/tflite_models.py)."""
+  import tflite_models  # pylint: disable=g-import-not-at-top
+  from mobilebert.export import tflite_ops  # pylint: disable=g-import-not-at-top
+  model = tflite_models.TFLite(STUDENT, 8, "full_int8", threads=1)
+  with open(model.path, "rb") as f:
+    rows = tflite_ops.op_report(f.read()).rows
+  count = lambda op, field="count": sum(getattr(r, field) for r in rows if r.op == op)
+  # One multiply per NoNorm (embeddings, and per layer: bottleneck input, attention, each FFN's output
+  # and the layer's output), none of them dropped; every ADD runs on XNNPACK.
+  assert count("MUL") >= 1 + 2 * (3 + 2), rows
+  assert count("ADD", "delegated") == count("ADD"), rows
+
+
 @pytest.mark.parametrize("flags, kind", [(["avx2", "avx512f", "fma"], "avx512"),
                                          (["avx2", "fma"], "avx2"), ([], "other")])
 def test_cpu_kind_names_the_results_file(monkeypatch, flags, kind):
