@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import sys
 import time
 
@@ -121,6 +122,61 @@ def test_benchmark_exports_have_trained_like_norms_that_xnnpack_takes():
   # and the layer's output), none of them dropped; every ADD runs on XNNPACK.
   assert count("MUL") >= 1 + 2 * (3 + 2), rows
   assert count("ADD", "delegated") == count("ADD"), rows
+
+
+PERF_REPORT = """# Samples: 17K of event 'cpu-clock:ppp'
+#
+    22.41%  [.] tflite::optimized_ops::Softmax<signed char, signed char>           -      -
+    20.98%  [.] xnn_qs8_qc8w_gemm_minmax_fp32_ukernel_16x64c4__avx512amx
+     6.91%  [.] thread_main
+     6.41%  [.] tflite::reference_ops::RunSelectOp<bool, unsigned char>
+     3.61%  [k] _raw_spin_unlock_irqrestore
+     0.19%  [.] _PyEval_EvalFrameDefault
+"""
+
+
+def test_profile_groups_perf_symbols_by_who_runs_them():
+  import profile_tflite  # pylint: disable=g-import-not-at-top
+  kernels = profile_tflite.parse_report(PERF_REPORT)
+  assert [(k.symbol, round(k.share, 4), k.group) for k in kernels] == [
+      ("tflite::optimized_ops::Softmax<signed char, signed char>", 0.2241, "builtin kernels"),
+      ("xnn_qs8_qc8w_gemm_minmax_fp32_ukernel_16x64c4__avx512amx", 0.2098, "XNNPACK"),
+      ("thread_main", 0.0691, "thread pool"),
+      ("tflite::reference_ops::RunSelectOp<bool, unsigned char>", 0.0641, "builtin kernels"),
+      ("[k] _raw_spin_unlock_irqrestore", 0.0361, "thread pool"),
+      ("_PyEval_EvalFrameDefault", 0.0019, "other")]
+
+
+def test_profile_tflite_shows_the_builtin_softmax_of_the_integer_only_model(capsys):
+  """bench/profile_tflite.py end to end on the tiny student: the integer-only model spends time in
+  builtin kernels (its int8 softmax, select), the float-softmax one in none."""
+  import profile_tflite  # pylint: disable=g-import-not-at-top
+  if shutil.which("perf") is None:
+    pytest.skip("perf (linux-tools) is not installed")
+  code = profile_tflite.main(["--config", STUDENT, "--seq", "64", "--seconds", "1", "--threads", "1",
+                              "--formats", "full_int8,int8_float_softmax"])
+  captured = capsys.readouterr()
+  if code != 0 and "perf record" in captured.err:
+    pytest.skip(f"perf may not sample here: {captured.err.strip()}")
+  assert code == 0, captured.err
+  rows = _profile_rows(captured.out)
+  assert set(rows) == {"full_int8.tflite", "int8_float_softmax.tflite"}, captured.out
+  assert all(r[0] > 0 and 0.99 <= sum(r[1:]) / 100 <= 1.01 for r in rows.values()), rows
+  builtin = profile_tflite.GROUPS.index("builtin kernels") + 1
+  # Measured (1 thread): 50% and 0.2-0.3%.
+  assert rows["full_int8.tflite"][builtin] > 20 and rows["int8_float_softmax.tflite"][builtin] < 5
+  assert re.search(r"`tflite::\w+::Softmax<signed char, signed char>` \| builtin kernels",
+                   captured.out), captured.out
+
+
+def _profile_rows(text):
+  """{model: [batch-1 ms, group shares in %]} of profile_tflite's first table."""
+  rows = {}
+  for line in text.splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if line.startswith("| ") and cells[0].endswith(".tflite") and len(cells) == 6:
+      rows[cells[0]] = [float(c.rstrip("%")) for c in cells[1:]]
+  return rows
 
 
 @pytest.mark.parametrize("flags, kind", [(["avx2", "avx512f", "fma"], "avx512"),
