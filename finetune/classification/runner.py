@@ -135,9 +135,6 @@ def run(config):
   task = create_task(config.task_name, config.data_dir, config.skip_bad_rows,
                      config.generic._replace(label_file=label_file))
   check_label_list(output_dir, task)
-  if task.task_type == REGRESSION and (config.lite_model_path or config.use_post_quantization):
-    raise cli.FlagError(f"--lite_model_path / --use_post_quantization score classifiers; task "
-                        f"{task.name} is a regression task")
   if config.distillation.enabled:  # the teacher's head must score the same classes in the same order
     check_label_list(config.distillation.teacher_dir(), task, "--teacher_init_checkpoint")
   _check_seq_length(config, task)
@@ -201,7 +198,7 @@ def run(config):
       logging.info("best %s checkpoint of %d scored: %s (%s %.4f)", split_name, len(history),
                    best["checkpoint"], metric, best[metric])
     if config.lite_model_path or config.use_post_quantization:
-      _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize)
+      _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize, metric)
 
   predictions_file = None
   if config.do_predict:
@@ -221,7 +218,7 @@ def _head(task, bert_config):
   return head_lib.head(len(task.labels), bert_config)
 
 
-def _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize):
+def _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize, metric):
   """--lite_model_path / --use_post_quantization: the eval split scored by a TFLite model."""
   output_dir = config.run.output_dir
   lite_path = config.lite_model_path or os.path.join(output_dir,
@@ -231,5 +228,5 @@ def _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, 
     classification_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path,
                                    config.max_seq_length, calibration)
   lite_results = classification_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
-  path = classification_tflite.write_results(output_dir, lite_path, lite_results, best_kept)
+  path = classification_tflite.write_results(output_dir, lite_path, lite_results, best_kept, metric)
   logging.info("TFLite %s %s: %s (written to %s)", lite_path, split_name, lite_results, path)

@@ -1,17 +1,21 @@
-"""Scoring a classification task with a TFLite model: the release's --lite_model_path and
---use_post_quantization, so the accuracy cost of quantization is a measured number.
+"""Scoring a classification or regression task with a TFLite model: the release's --lite_model_path
+and --use_post_quantization, so the accuracy (Spearman) cost of quantization is a measured number.
 
 With --use_post_quantization the checkpoint that --do_eval found best (else the latest) is exported
-to a dynamic-range int8 (with --activation_quantization: full-integer int8) TFLite model at --lite_model_path (default <output_dir>/model.int8.tflite);
-with --lite_model_path alone an existing .tflite file is scored. Results go to
-eval_results_tflite.txt next to eval_results.txt, with the float checkpoint's accuracy beside it.
+to a dynamic-range int8 (with --activation_quantization: full-integer int8) TFLite model at
+--lite_model_path (default <output_dir>/model.int8.tflite); with --lite_model_path alone an existing
+.tflite file is scored. Results go to eval_results_tflite.txt next to eval_results.txt, with the
+float checkpoint's beside them. A regression checkpoint exports as a one-output classifier
+(regression_head.py): its `logits` [N, 1] are the predicted values (`probabilities`: constant 1).
 """
 
 import os
+from typing import Callable, NamedTuple
 
 import numpy as np
 from absl import logging
 
+from finetune.classification.tasks import CLASSIFICATION, REGRESSION
 from mobilebert import atomic_io
 from mobilebert import cli
 from mobilebert.export import tflite, tflite_eval
@@ -32,13 +36,38 @@ def quantize(bert_config, checkpoint, output_path, max_seq_length, calibration_r
   return output_path
 
 
+class ScoredOutput(NamedTuple):
+  """What a task type's scorer reads: the records' gold field, the TFLite output [N, width] and its
+  width for a task, and what `scorer.update` takes from that output."""
+  gold: str
+  output: str
+  width: Callable
+  scored: Callable
+
+
+SCORED_OUTPUTS = {
+    CLASSIFICATION: ScoredOutput("label_ids", "probabilities", lambda task: len(task.labels),
+                                 lambda probabilities: np.log(np.maximum(probabilities, 1e-30))),
+    REGRESSION: ScoredOutput("label_values", "logits", lambda task: 1, lambda logits: logits[:, 0]),
+}
+
+
 def score(task, split, lite_model_path, batch_size=32):
   """The task scorer's results for a cached split scored by the TFLite model."""
-  outputs, label_ids = tflite_eval.predict_classifier(lite_model_path, split.path, batch_size)
-  if label_ids is None:
+  scored = SCORED_OUTPUTS[task.task_type]
+  features = tflite_eval.read_classifier_tfrecords(split.path)
+  if scored.gold not in features:
     raise cli.DataError(f"{split.path}: split has no labels to score the TFLite model with")
+  outputs = tflite_eval.TFLiteRunner(lite_model_path).run(features, batch_size)
+  width = scored.width(task)
+  shape = outputs[scored.output].shape if scored.output in outputs else None
+  if shape is None or shape[1:] != (width,):
+    raise tflite_eval.TFLiteError(
+        f"--lite_model_path {lite_model_path}: task {task.name} scores its output "
+        f"`{scored.output}` as [N, {width}], found {shape} (outputs {sorted(outputs)}); export a checkpoint "
+        f"fine-tuned on task {task.name}")
   scorer = task.scorer()
-  scorer.update(label_ids, np.log(np.maximum(outputs["probabilities"], 1e-30)))
+  scorer.update(features[scored.gold], scored.scored(outputs[scored.output]))
   return scorer.results()
 
 

@@ -22,6 +22,9 @@ from mobilebert import atomic_io
 from mobilebert import cli
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+# The label a classifier record may carry (finetune/classification/features.py): {feature: (its
+# tf.train.Feature list, the dtype read)}; a class index, or the number a regression task predicts.
+LABEL_FIELDS = {"label_ids": ("int64_list", np.int32), "label_values": ("float_list", np.float32)}
 RUNTIMES = ("litert", "tensorflow")
 _logged_runtimes = set()
 
@@ -133,10 +136,11 @@ def _dequantize(value, detail):
 
 
 def read_classifier_tfrecords(input_files, max_examples=None):
-  """Reads classifier TFRecords (`input_ids`, `input_mask`, `segment_ids`, optional `label_ids`).
+  """Reads classifier TFRecords (`input_ids`, `input_mask`, `segment_ids`, optional label).
 
-  Returns {name: int32 array [N, T]} and `label_ids` [N] when every record has one. Examples with
-  `is_real_example` 0 (TPU batch padding) are skipped.
+  Returns {name: int32 array [N, T]} and each of LABEL_FIELDS ([N]: `label_ids` int32, a regression
+  task's `label_values` float32) that every record has. Examples with `is_real_example` 0 (TPU batch
+  padding) are skipped.
   """
   if isinstance(input_files, str):
     input_files = [input_files]
@@ -144,7 +148,7 @@ def read_classifier_tfrecords(input_files, max_examples=None):
            if not atomic_io.is_internal(p)]
   if not paths:
     raise TFLiteError(f"no TFRecord file matches {list(input_files)}")
-  columns = {name: [] for name in INPUT_NAMES + ("label_ids",)}
+  columns = {name: [] for name in INPUT_NAMES + tuple(LABEL_FIELDS)}
   for path in paths:
     for record in tf.io.tf_record_iterator(path):
       feature = tf.train.Example.FromString(record).features.feature
@@ -155,8 +159,9 @@ def read_classifier_tfrecords(input_files, max_examples=None):
         continue
       for name in INPUT_NAMES:
         columns[name].append(list(feature[name].int64_list.value))
-      if "label_ids" in feature:
-        columns["label_ids"].append(feature["label_ids"].int64_list.value[0])
+      for name, (kind, _) in LABEL_FIELDS.items():
+        if name in feature:
+          columns[name].append(getattr(feature[name], kind).value[0])
       if max_examples and len(columns["input_ids"]) >= max_examples:
         break
     if max_examples and len(columns["input_ids"]) >= max_examples:
@@ -165,8 +170,9 @@ def read_classifier_tfrecords(input_files, max_examples=None):
   if len(lengths) > 1:
     raise TFLiteError(f"{paths}: records have different sequence lengths {sorted(lengths)}")
   features = {name: np.asarray(columns[name], np.int32) for name in INPUT_NAMES}
-  if columns["label_ids"] and len(columns["label_ids"]) == len(columns["input_ids"]):
-    features["label_ids"] = np.asarray(columns["label_ids"], np.int32)
+  for name, (_, dtype) in LABEL_FIELDS.items():
+    if columns[name] and len(columns[name]) == len(columns["input_ids"]):
+      features[name] = np.asarray(columns[name], dtype)
   return features
 
 
