@@ -10,8 +10,9 @@ Flags keep the release's names (run.xnli.sh runs unchanged, and its --rand_seed 
 Tasks: see finetune/classification/tasks (`--task_name=generic` reads your own tsv/csv/jsonl files, with
 `--task_type=regression` a number per example; stsb_zh is a regression task). Writes to --output_dir:
 checkpoints, label_list.json, eval_results.txt and eval_history.json (every checkpoint scored, the best
-named), test_results.tsv (--do_predict), and what `python -m finetune.classification.predict` needs
-(finetune/core/model_dir.py).
+named), test_results.tsv (--do_predict), eval_results_tflite.txt (--use_post_quantization or
+--lite_model_path, classification and regression alike), and what `python -m
+finetune.classification.predict` needs (finetune/core/model_dir.py).
 """
 
 import functools
@@ -30,21 +31,17 @@ _DEFAULT = functools.partial(run_config.default, ClassifierRunConfig)
 _GENERIC = GenericOptions._field_defaults  # --task_name=generic: the reader options' defaults
 _define = finetune_flags.define
 
+_METRIC = "accuracy, or Spearman for a regression task"  # what picks the best checkpoint
 finetune_flags.define_common_flags(ClassifierRunConfig, "Fine-tune on the train split.")
-finetune_flags.define_scoring_flags(ClassifierRunConfig, "accuracy, or Spearman for regression")
+finetune_flags.define_prediction_flags(
+    ClassifierRunConfig, predicted="the test split", predictions_file="test_results.tsv",
+    keyed_by="task, split, data and vocab contents, casing and max_seq_length", best_by=_METRIC)
+finetune_flags.define_scoring_flags(ClassifierRunConfig, _METRIC)
 
 _define("string", "task_name", None, f"Task: one of {', '.join(sorted(TASKS))} (bqcorpus = bq).")
 _define("string", "data_dir", None, "Directory with the task's data files.")
-_define("string", "tfrecord_dir", _DEFAULT("tfrecord_dir"),
-        "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by "
-        "task, split, data and vocab contents, casing and max_seq_length.")
-_define("bool", "do_predict", _DEFAULT("do_predict"),
-        "Write predictions for the test split to test_results.tsv.")
 _define("bool", "skip_bad_rows", _DEFAULT("skip_bad_rows"),
         "Skip and count malformed rows instead of stopping at the first one.")
-_define("string", "predict_checkpoint", _DEFAULT("predict_checkpoint"),
-        "Checkpoint for --do_predict: latest, best (by dev accuracy, or Spearman for a "
-        "regression task; needs --do_eval) or a path.")
 # --task_name=generic: the user's own files.
 flags.DEFINE_enum("data_format", _GENERIC["data_format"], list(EXTENSIONS),
                   "generic: train/dev/test .tsv, .csv (quoted fields may hold commas and newlines) "

@@ -29,13 +29,16 @@ FLAGS = flags.FLAGS
 _DEFAULT = functools.partial(run_config.default, SpanRunConfig)
 _define = finetune_flags.define
 finetune_flags.define_common_flags(SpanRunConfig, "Fine-tune on --train_file.")
+finetune_flags.define_prediction_flags(
+    SpanRunConfig, predicted="--predict_file",
+    predictions_file=("predictions.json and nbest_predictions.json, scored into eval_results.json "
+                      "when it has answers"),
+    keyed_by="the data and vocab contents, casing, window settings and --convert_traditional")
 
 _define("string", "train_file", _DEFAULT("train_file"),
         "SQuAD-style JSON for training (CMRC 2018 / DRCD train).")
 _define("string", "predict_file", _DEFAULT("predict_file"),
         "SQuAD-style JSON to predict (and score, if it has answers).")
-_define("bool", "do_predict", _DEFAULT("do_predict"),
-        "Predict --predict_file; score it when it has answers.")
 _define("bool", "convert_traditional", _DEFAULT("convert_traditional"),
         "Convert traditional Chinese to simplified (OpenCC t2s) before tokenizing (DRCD); "
         "predictions are reported in the original characters.")
@@ -46,11 +49,6 @@ _define("integer", "max_query_length", _DEFAULT("max_query_length"),
 _define("integer", "n_best_size", _DEFAULT("n_best_size"),
         "Start and end candidates per window, and answers in the n-best.")
 _define("integer", "max_answer_length", _DEFAULT("max_answer_length"), "Longest answer in tokens.")
-_define("string", "tfrecord_dir", _DEFAULT("tfrecord_dir"),
-        "Where featurized TFRecords are cached (default --output_dir). Caches are keyed by the "
-        "data and vocab contents, casing, window settings and --convert_traditional.")
-_define("string", "predict_checkpoint", _DEFAULT("predict_checkpoint"),
-        "Checkpoint for --do_predict: latest (in --output_dir) or a checkpoint path.")
 
 # --helpshort lists the flags defined through finetune/core/flags.py as this tool's own.
 flags.adopt_module_key_flags(finetune_flags)

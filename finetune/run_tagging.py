@@ -30,6 +30,10 @@ from finetune.tagging.runner import TaggingRunConfig, run
 _DEFAULT = functools.partial(run_config.default, TaggingRunConfig)
 _define = finetune_flags.define
 finetune_flags.define_common_flags(TaggingRunConfig, "Fine-tune on the train split.")
+finetune_flags.define_prediction_flags(
+    TaggingRunConfig, predicted="the test split",
+    predictions_file="predictions.jsonl (entities with character offsets)",
+    keyed_by="data and vocab contents, casing, tags and max_seq_length", best_by="entity F1")
 finetune_flags.define_scoring_flags(TaggingRunConfig, "entity F1")
 
 _define("string", "data_dir", None, "Directory with train/dev/test.conll (or .jsonl).")
@@ -37,13 +41,6 @@ flags.DEFINE_enum("data_format", _DEFAULT("data_format"), list(FORMATS),
                   "conll: `char tag` lines; jsonl: text and entity spans.")
 _define("list", "labels", list(_DEFAULT("labels")),
         "Entity types in model order (e.g. PER,LOC,ORG); default: the training file's, sorted.")
-_define("string", "tfrecord_dir", _DEFAULT("tfrecord_dir"),
-        "Where featurized TFRecords are cached (default --output_dir); keyed by data and "
-        "vocab contents, casing, tags and max_seq_length.")
-_define("bool", "do_predict", _DEFAULT("do_predict"),
-        "Write the test split's entities to predictions.jsonl.")
-_define("string", "predict_checkpoint", _DEFAULT("predict_checkpoint"),
-        "Checkpoint for --do_predict: latest, best (by dev entity F1) or a path.")
 
 FLAGS = flags.FLAGS
 

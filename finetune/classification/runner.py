@@ -9,7 +9,6 @@ function (features.score_with_predict_fn).
 import dataclasses
 import json
 import os
-from typing import NamedTuple, Optional
 
 import numpy as np
 from absl import logging
@@ -19,7 +18,6 @@ from finetune.classification import head as head_lib
 from finetune.classification import regression_head
 from finetune.classification import tflite as classification_tflite
 from finetune.classification.tasks import CLASSIFICATION, REGRESSION, GenericOptions, create_task
-from finetune.classification.tasks.scoring import ClassificationScorer
 from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
 from finetune.core.run_config import ScoredRunConfig
@@ -28,9 +26,6 @@ from mobilebert.run_config import Runner
 
 LABEL_FILE = model_dir.LABEL_FILE
 PREDICTIONS = "test_results.tsv"
-# Selects the best checkpoint (--predict_checkpoint=best, the TFLite export); a regression task's scorer
-# names its own (Spearman).
-BEST_METRIC = ClassificationScorer.best_metric
 # Per task type: the PREDICT outputs that hold (gold label, model output) for the scorer.
 _SCORED_OUTPUTS = {REGRESSION: ("label_values", "predictions")}
 
@@ -41,24 +36,14 @@ class ClassifierRunConfig(ScoredRunConfig):
   task_name: str
   data_dir: str
   skip_bad_rows: bool = False
-  predict_checkpoint: str = "latest"  # "latest", "best" (by the dev metric) or a checkpoint path
   generic: GenericOptions = GenericOptions()
 
   def validate(self):
-    self.check_scoring()
-    self.check_required("task_name", "data_dir", "vocab_file", "bert_config_file")
-    self.check_positive("train_batch_size", "eval_batch_size", "predict_batch_size",
-                        "max_seq_length")
-    self.check_training()
+    self.check_scored_run("task_name", "data_dir")
+    self.check_positive("max_seq_length")  # the task's minimum is checked once its texts are known
 
 
-class RunReport(NamedTuple):
-  """What a run did: steps trained, the scored checkpoints (best first is `best`), files written."""
-  num_train_steps: int
-  eval_history: list
-  best: Optional[dict]
-  predictions_file: Optional[str]
-  selected_by: str = BEST_METRIC  # the metric that picked `best`
+RunReport = checkpoint_scoring.RunReport
 
 
 def check_label_list(output_dir, task, flag="--output_dir"):

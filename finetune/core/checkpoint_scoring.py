@@ -13,6 +13,7 @@ what --predict_checkpoint=best and --use_post_quantization use.
 import json
 import math
 import os
+from typing import NamedTuple, Optional
 
 import tensorflow.compat.v1 as tf
 from absl import logging
@@ -21,6 +22,16 @@ from mobilebert import atomic_io, cli
 
 EVAL_RESULTS = "eval_results.txt"
 EVAL_HISTORY = "eval_history.json"
+
+
+class RunReport(NamedTuple):
+  """What a scored kind's run did: steps trained, the scored checkpoints (the best is `best`, picked by
+  the metric `selected_by`), the predictions file written (None without --do_predict)."""
+  num_train_steps: int
+  eval_history: list
+  best: Optional[dict]
+  predictions_file: Optional[str]
+  selected_by: str
 
 
 def checkpoints_on_disk(output_dir):

@@ -2,7 +2,8 @@
 
 Help text lives here; defaults come from the kind's run config (`run_config.default`), so a default
 is still written once, in the dataclass. An entry point calls `define_common_flags` with its config
-class, then `define_scoring_flags` if its kind scores every checkpoint on dev, then its own flags.
+class, `define_prediction_flags` with the words that differ per tool, then `define_scoring_flags` if
+its kind scores every checkpoint on dev, then its own flags.
 """
 
 import functools
@@ -52,6 +53,21 @@ def define_common_flags(config_class, do_train_help):
          "Decoupled weight decay (not on biases or norms).")
   define("integer", "log_every_n_steps", default("log_every_n_steps"),
          "Log examples/s and ETA every this many steps.")
+
+
+def define_prediction_flags(config_class, predicted, predictions_file, keyed_by, best_by=None):
+  """--do_predict, --predict_checkpoint and --tfrecord_dir. The help says what the tool predicts
+  (`predicted`) into which file(s), what its feature cache is keyed by, and, for a kind that scores
+  checkpoints, the dev metric `best_by` that picks --predict_checkpoint=best."""
+  default = functools.partial(run_config.default, config_class)
+  define("bool", "do_predict", default("do_predict"),
+         f"Write predictions for {predicted} to {predictions_file}.")
+  best = f", best (by dev {best_by}; needs --do_eval)" if best_by else ""
+  define("string", "predict_checkpoint", default("predict_checkpoint"),
+         f"Checkpoint for --do_predict: latest (in --output_dir){best} or a checkpoint path.")
+  define("string", "tfrecord_dir", default("tfrecord_dir"),
+         f"Where featurized TFRecords are cached (default --output_dir). Caches are keyed by "
+         f"{keyed_by}.")
 
 
 def define_scoring_flags(config_class, metric):

@@ -40,7 +40,7 @@ class FinetuneRunConfig:
   weight_decay_rate: float = 0.01
   use_einsum: bool = True
   tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
-  predict_checkpoint: str = "latest"
+  predict_checkpoint: str = "latest"  # "latest" in output_dir, "best" (kinds that score) or a path
   log_every_n_steps: int = 100
   use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
   distillation: DistillationSettings = DistillationSettings()  # a fine-tuned teacher (its own flags)
@@ -104,6 +104,14 @@ class ScoredRunConfig(FinetuneRunConfig):
   lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
   use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
   activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
+
+  def check_scored_run(self, *required):
+    """The checks of a scored kind's run: check_scoring, the `required` flags with the vocabulary and
+    model config, positive batch sizes, the training flags."""
+    self.check_scoring()
+    self.check_required(*required, "vocab_file", "bert_config_file")
+    self.check_positive("train_batch_size", "eval_batch_size", "predict_batch_size")
+    self.check_training()
 
   def check_scoring(self):
     """Checks every scored kind makes: something to do, and TFLite flags that need each other."""

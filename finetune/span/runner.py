@@ -42,7 +42,6 @@ class SpanRunConfig(FinetuneRunConfig):
   num_train_epochs: float = 2.0
   n_best_size: int = 20
   max_answer_length: int = 30
-  predict_checkpoint: str = "latest"  # "latest" in output_dir, or a checkpoint path
 
   def validate(self):
     if not (self.do_train or self.do_predict):

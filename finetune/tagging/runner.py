@@ -8,7 +8,7 @@ the best one is chosen by it (finetune/core/checkpoint_scoring.py).
 import dataclasses
 import json
 import os
-from typing import NamedTuple, Optional, Tuple
+from typing import Tuple
 
 from absl import logging
 
@@ -34,23 +34,15 @@ class TaggingRunConfig(ScoredRunConfig):
   data_dir: str
   data_format: str = "conll"  # conll or jsonl: <data_dir>/{train,dev,test}.<format>
   labels: Tuple[str, ...] = ()  # entity types in model order; default: the training file's, sorted
-  predict_checkpoint: str = "latest"  # "latest", "best" (by dev entity F1) or a checkpoint path
 
   def validate(self):
-    self.check_scoring()
-    self.check_required("data_dir", "vocab_file", "bert_config_file")
-    self.check_positive("train_batch_size", "eval_batch_size", "predict_batch_size")
+    self.check_scored_run("data_dir")
     if self.max_seq_length < 3:
       raise cli.FlagError(f"--max_seq_length={self.max_seq_length}: needs at least 3 ([CLS] one "
                           "piece [SEP])")
-    self.check_training()
 
 
-class RunReport(NamedTuple):
-  num_train_steps: int
-  eval_history: list
-  best: Optional[dict]
-  predictions_file: Optional[str]
+RunReport = checkpoint_scoring.RunReport
 
 
 def saved_entity_types(output_dir, labels):
@@ -166,4 +158,4 @@ def run(config):
       tflite.quantize_and_score(config, task, bert_config, eval_split, task.sentences(split_name),
                                 best_kept, featurize)
   predictions_file = _predict(config, runner, task, featurize) if config.do_predict else None
-  return RunReport(num_train_steps, history, best, predictions_file)
+  return RunReport(num_train_steps, history, best, predictions_file, scoring.BEST_METRIC)
