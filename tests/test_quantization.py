@@ -258,6 +258,10 @@ def test_flag_errors_are_one_line():
   with pytest.raises(ValueError, match="^--activation_quantization selects the numerics of the "
                      "--use_post_quantization export: add --use_post_quantization$"):
     ClassifierRunConfig(run=run, activation_quantization=True, **common).validate()
+  with pytest.raises(ValueError, match="^--float_softmax keeps the softmax of the "
+                     "--activation_quantization export in float32: add --use_post_quantization "
+                     "--activation_quantization$"):
+    ClassifierRunConfig(run=run, use_post_quantization=True, float_softmax=True, **common).validate()
   half = RunSettings(output_dir="/tmp/unused", precision="float16")
   message = ("^--use_quantized_training fake-quantizes a float32 graph: drop "
              "--precision=float16$")

@@ -205,13 +205,8 @@ def _head(task, bert_config):
 
 def _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize, metric):
   """--lite_model_path / --use_post_quantization: the eval split scored by a TFLite model."""
-  output_dir = config.run.output_dir
-  lite_path = config.lite_model_path or os.path.join(output_dir,
-                                                     classification_tflite.DEFAULT_MODEL_NAME)
-  if config.use_post_quantization:
-    calibration = featurize("train").path if config.activation_quantization else None
-    classification_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path,
-                                   config.max_seq_length, calibration)
+  lite_path = classification_tflite.lite_model(config, bert_config, best_kept["checkpoint"], featurize)
   lite_results = classification_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
-  path = classification_tflite.write_results(output_dir, lite_path, lite_results, best_kept, metric)
+  path = classification_tflite.write_results(config.run.output_dir, lite_path, lite_results,
+                                             best_kept, metric)
   logging.info("TFLite %s %s: %s (written to %s)", lite_path, split_name, lite_results, path)

@@ -24,16 +24,32 @@ RESULTS_FILE = "eval_results_tflite.txt"
 DEFAULT_MODEL_NAME = "model.int8.tflite"
 
 
-def quantize(bert_config, checkpoint, output_path, max_seq_length, calibration_records=None):
+def quantize(bert_config, checkpoint, output_path, max_seq_length, calibration_records=None,
+             float_softmax=False):
   """Exports `checkpoint` to int8 TFLite (verified against the TF graph): dynamic-range, or
   full-integer calibrated on `calibration_records` (--activation_quantization; a fake-quantized
-  checkpoint brings its learned ranges, see tflite.py)."""
-  variant = "full_int8" if calibration_records else "dynamic_int8"
+  checkpoint brings its learned ranges, see tflite.py), with `float_softmax` the attention's mask and
+  softmax in float32 (--float_softmax)."""
+  variant = "dynamic_int8"
+  if calibration_records:
+    variant = "int8_float_softmax" if float_softmax else "full_int8"
   result = tflite.export_tflite(bert_config, checkpoint, output_path, variant,
                                 seq_length=max_seq_length, overwrite=True,
                                 representative_tfrecords=calibration_records)
   logging.info("wrote %s %s (%d bytes) from %s", variant, output_path, result.size, checkpoint)
   return output_path
+
+
+def lite_model(config, bert_config, checkpoint, featurize):
+  """The TFLite model a scored run's --lite_model_path / --use_post_quantization scores: with
+  --use_post_quantization `checkpoint` exported to int8 first (--activation_quantization: calibrated
+  on the train split, `featurize("train")`; --float_softmax)."""
+  lite_path = config.lite_model_path or os.path.join(config.run.output_dir, DEFAULT_MODEL_NAME)
+  if config.use_post_quantization:
+    calibration = featurize("train").path if config.activation_quantization else None
+    quantize(bert_config, checkpoint, lite_path, config.max_seq_length, calibration,
+             config.float_softmax)
+  return lite_path
 
 
 class ScoredOutput(NamedTuple):

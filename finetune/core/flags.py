@@ -91,3 +91,7 @@ def define_scoring_flags(config_class, metric):
          "With --use_post_quantization: a full-integer int8 model (int8 activations too) instead "
          "of dynamic-range int8; ranges from a --use_quantized_training checkpoint's fake-quant "
          "nodes where it has them, the rest calibrated on 100 train examples.")
+  define("bool", "float_softmax", default("float_softmax"),
+         "With --activation_quantization: keep the attention's mask and softmax in float32 "
+         "(int8_float_softmax, no longer integer-only): on CPUs, where XNNPACK has no int8 "
+         "softmax, about twice as fast as the integer-only model.")

@@ -104,6 +104,7 @@ class ScoredRunConfig(FinetuneRunConfig):
   lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
   use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
   activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
+  float_softmax: bool = False  # that export with the attention's mask and softmax in float32
 
   def check_scored_run(self, *required):
     """The checks of a scored kind's run: check_scoring, the `required` flags with the vocabulary and
@@ -125,6 +126,9 @@ class ScoredRunConfig(FinetuneRunConfig):
     if self.activation_quantization and not self.use_post_quantization:
       raise cli.FlagError("--activation_quantization selects the numerics of the "
                           "--use_post_quantization export: add --use_post_quantization")
+    if self.float_softmax and not self.activation_quantization:
+      raise cli.FlagError("--float_softmax keeps the softmax of the --activation_quantization "
+                          "export in float32: add --use_post_quantization --activation_quantization")
 
 
 def default(config_class, name):

@@ -6,8 +6,6 @@ which carries the tagging head as `tag_probabilities` [B, T, L], verified agains
 TFLite outputs are read back into entities by the same host code as the float checkpoint's.
 """
 
-import os
-
 import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
@@ -44,14 +42,9 @@ def score(task, split, sentences, lite_model_path, batch_size=32):
 def quantize_and_score(config, task, bert_config, split, sentences, best_kept, featurize):
   """With --use_post_quantization exports the best kept checkpoint to int8 first; scores the model at
   --lite_model_path (default <output_dir>/model.int8.tflite) and writes eval_results_tflite.txt."""
-  output_dir = config.run.output_dir
-  lite_path = config.lite_model_path or os.path.join(output_dir, classification_tflite.DEFAULT_MODEL_NAME)
-  if config.use_post_quantization:
-    calibration = featurize("train").path if config.activation_quantization else None
-    classification_tflite.quantize(bert_config, best_kept["checkpoint"], lite_path, config.max_seq_length,
-                               calibration)
+  lite_path = classification_tflite.lite_model(config, bert_config, best_kept["checkpoint"], featurize)
   results = score(task, split, sentences, lite_path, config.eval_batch_size)
-  path = classification_tflite.write_results(output_dir, lite_path, results, best_kept,
+  path = classification_tflite.write_results(config.run.output_dir, lite_path, results, best_kept,
                                          metric=scoring.BEST_METRIC)
   logging.info("TFLite %s: entity f1 %.4f (written to %s)", lite_path, results["f1"], path)
   return results
