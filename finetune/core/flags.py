@@ -32,6 +32,8 @@ def define(kind, name, default, help_text, **kwargs):
 def define_common_flags(config_class, do_train_help):
   """Model, run, quantization and teacher flags, and the training schedule of every kind."""
   shared_flags.define_model_flags()
+  # The kind's config holds the default of the shared --max_seq_length (span QA: longer).
+  flags.FLAGS.set_default("max_seq_length", run_config.default(config_class, "max_seq_length"))
   shared_flags.define_run_flags()
   cli.define_verbose_flag()
   shared_flags.define_quantization_flags()

@@ -34,7 +34,7 @@ class SpanRunConfig(FinetuneRunConfig):
   """Everything one run needs (each field is the run_cmrc2018 flag of the same name)."""
   train_file: Optional[str] = None
   predict_file: Optional[str] = None
-  max_seq_length: int = 512
+  max_seq_length: int = 384  # the release's run_squad.py default (run_scripts/ pass 512)
   doc_stride: int = 128
   max_query_length: int = 64
   convert_traditional: bool = False
