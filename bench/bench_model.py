@@ -6,8 +6,9 @@ between the two and the medians are reported.
 
   python bench/bench_model.py [--config config/student_base_f2.json] [--seq 128] [--rounds 5]
   python bench/bench_model.py --tflite     # also batch-1 inference of our TFLite exports: float32,
-                                           # float16, dynamic / full / QAT int8 (bench/tflite_models.py;
-                                           # on LiteRT when installed; --tflite_runtime=tensorflow)
+                                           # float16, dynamic / full / QAT int8, the last two also with
+                                           # a float softmax (bench/tflite_models.py; on LiteRT when
+                                           # installed; --tflite_runtime=tensorflow)
   python bench/bench_model.py --tflite_only --results_dir bench/results   # those alone, and the
                                            # device targets in bench/results/<cpu kind>.json
   python bench/bench_model.py --memory     # peak RSS of a fine-tuning run, each framework alone
