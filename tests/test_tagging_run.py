@@ -122,6 +122,23 @@ def test_float_tflite_export_scores_as_the_checkpoint(demo, tmp_path):
   assert results["f1"] == pytest.approx(entry["f1"])
 
 
+def test_a_tflite_model_alone_is_scored_as_in_the_run_that_exported_it(demo, tmp_path):
+  # --lite_model_path without --use_post_quantization scores that file and no checkpoint.
+  data, model, _ = demo
+  lite_path = str(model / "model.int8.tflite")
+  run(TaggingRunConfig(data_dir=str(data), vocab_file=str(model / "vocab.txt"),
+                       bert_config_file=str(model / "bert_config.json"),
+                       run=RunSettings(output_dir=str(tmp_path / "out")), labels=("PER", "LOC", "ORG"),
+                       max_seq_length=SEQ, eval_batch_size=16, do_eval=True,
+                       lite_model_path=lite_path))
+  alone = _results(tmp_path / "out" / "eval_results_tflite.txt")
+  in_run = _results(model / "eval_results_tflite.txt")
+  assert alone["lite_model_path"] == lite_path and "f1_change" not in alone
+  assert not (tmp_path / "out" / "eval_history.json").exists()
+  for key in ("f1", "num_predicted_entities", "num_correct_entities", "num_gold_entities"):
+    assert alone[key] == in_run[key], key
+
+
 def _write_vocab(path, texts):
   chars = sorted({c for t in texts for c in t})
   path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars) + "\n",

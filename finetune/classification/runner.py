@@ -205,7 +205,7 @@ def _head(task, bert_config):
 
 def _score_tflite(config, bert_config, task, eval_split, split_name, best_kept, featurize, metric):
   """--lite_model_path / --use_post_quantization: the eval split scored by a TFLite model."""
-  lite_path = classification_tflite.lite_model(config, bert_config, best_kept["checkpoint"], featurize)
+  lite_path = classification_tflite.lite_model(config, bert_config, best_kept, featurize)
   lite_results = classification_tflite.score(task, eval_split, lite_path, config.eval_batch_size)
   path = classification_tflite.write_results(config.run.output_dir, lite_path, lite_results,
                                              best_kept, metric)

@@ -40,14 +40,15 @@ def quantize(bert_config, checkpoint, output_path, max_seq_length, calibration_r
   return output_path
 
 
-def lite_model(config, bert_config, checkpoint, featurize):
+def lite_model(config, bert_config, best_kept, featurize):
   """The TFLite model a scored run's --lite_model_path / --use_post_quantization scores: with
-  --use_post_quantization `checkpoint` exported to int8 first (--activation_quantization: calibrated
-  on the train split, `featurize("train")`; --float_softmax)."""
+  --use_post_quantization the best kept checkpoint exported to int8 first (--activation_quantization:
+  calibrated on the train split, `featurize("train")`; --float_softmax). `best_kept` is None when
+  only --lite_model_path is scored (no checkpoint is)."""
   lite_path = config.lite_model_path or os.path.join(config.run.output_dir, DEFAULT_MODEL_NAME)
   if config.use_post_quantization:
     calibration = featurize("train").path if config.activation_quantization else None
-    quantize(bert_config, checkpoint, lite_path, config.max_seq_length, calibration,
+    quantize(bert_config, best_kept["checkpoint"], lite_path, config.max_seq_length, calibration,
              config.float_softmax)
   return lite_path
 

@@ -42,7 +42,7 @@ def score(task, split, sentences, lite_model_path, batch_size=32):
 def quantize_and_score(config, task, bert_config, split, sentences, best_kept, featurize):
   """With --use_post_quantization exports the best kept checkpoint to int8 first; scores the model at
   --lite_model_path (default <output_dir>/model.int8.tflite) and writes eval_results_tflite.txt."""
-  lite_path = classification_tflite.lite_model(config, bert_config, best_kept["checkpoint"], featurize)
+  lite_path = classification_tflite.lite_model(config, bert_config, best_kept, featurize)
   results = score(task, split, sentences, lite_path, config.eval_batch_size)
   path = classification_tflite.write_results(config.run.output_dir, lite_path, results, best_kept,
                                          metric=scoring.BEST_METRIC)
