@@ -13,6 +13,12 @@ predictions are written in the original traditional characters. Writes to --outp
 predictions.json ({id: text}), nbest_predictions.json, and eval_results.json (the official metric's
 AVERAGE/F1/EM/TOTAL/SKIP) when the predict file has answers. Score any predictions file with
 `python finetune/cmrc2018_evaluate.py DATASET.json predictions.json`.
+
+On the device, with the release's flags: --use_quantized_training fine-tunes through fake quantization;
+--export_dir=DIR --use_post_quantization [--activation_quantization] writes DIR/model_float.tflite and
+DIR/model_quant.tflite (and DIR/saved_model), and with --do_predict the int8 model predicts the same
+questions into predictions_tflite.json, scored beside the checkpoint in eval_results_tflite.json;
+--lite_model_path=F --do_predict predicts with an existing TFLite model.
 """
 
 from absl import app, flags, logging
@@ -49,6 +55,24 @@ _define("integer", "max_query_length", _DEFAULT("max_query_length"),
 _define("integer", "n_best_size", _DEFAULT("n_best_size"),
         "Start and end candidates per window, and answers in the n-best.")
 _define("integer", "max_answer_length", _DEFAULT("max_answer_length"), "Longest answer in tokens.")
+# The release's run_squad.py TFLite flags (finetune/span/tflite.py).
+_define("string", "export_dir", _DEFAULT("export_dir"),
+        "Export the --predict_checkpoint checkpoint here: saved_model/, model_float.tflite and, with "
+        "--use_post_quantization, model_quant.tflite.")
+_define("string", "lite_model_path", _DEFAULT("lite_model_path"),
+        "With --do_predict: predict with this TFLite model (with --use_post_quantization: where the "
+        "int8 export is written; default <export_dir>/model_quant.tflite, else "
+        "<output_dir>/model.int8.tflite), into predictions_tflite.json.")
+_define("bool", "use_post_quantization", _DEFAULT("use_post_quantization"),
+        "Export the predicted checkpoint to dynamic-range int8 TFLite; with --do_predict predict with "
+        "it too, scored beside the checkpoint (eval_results_tflite.json).")
+_define("bool", "activation_quantization", _DEFAULT("activation_quantization"),
+        "With --use_post_quantization: a full-integer int8 model, ranges from a "
+        "--use_quantized_training checkpoint's fake-quant nodes where it has them, the rest "
+        "calibrated on the first 100 --train_file features.")
+_define("bool", "float_softmax", _DEFAULT("float_softmax"),
+        "With --activation_quantization: keep the attention's mask and softmax in float32 "
+        "(int8_float_softmax, no longer integer-only; on CPUs about twice as fast).")
 
 # --helpshort lists the flags defined through finetune/core/flags.py as this tool's own.
 flags.adopt_module_key_flags(finetune_flags)
@@ -65,6 +89,9 @@ def main(argv):
   if report.scores:
     logging.info("EM %s  F1 %s  (%d questions)", report.scores["EM"], report.scores["F1"],
                  report.scores["TOTAL"])
+  if report.lite_scores:
+    logging.info("TFLite %s: EM %s  F1 %s", report.lite_model_path, report.lite_scores["EM"],
+                 report.lite_scores["F1"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
-"""Pretraining heads: masked-LM (`cls/predictions/...`) and next-sentence (`cls/seq_relationship/...`).
+"""Pretraining heads: masked-LM (`cls/predictions/...`) and next-sentence (`cls/seq_relationship/...`);
+and the fine-tuned heads that work on every token, which the export graph builds too: token tagging
+(`tagging/...`) and span extraction (`cls/squad/...`).
 
-Names and computation follow the original `run_pretraining.py`, so pretraining checkpoints load.
+Names and computation follow the original `run_pretraining.py` and `run_squad.py`, so their
+checkpoints load.
 """
 
 import tensorflow.compat.v1 as tf
@@ -81,3 +84,31 @@ def token_tagging_logits(sequence_output, num_tags, initializer_range=0.02):
     logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
     logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
     return tf.reshape(logits, [batch_size, seq_length, num_tags])
+
+
+SPAN_SCOPE = "cls/squad"
+
+
+def span_logits(sequence_output, initializer_range=0.02):
+  """Start and end logits of every position (fine-tuned span extraction, run_cmrc2018.py).
+
+  The weights are `cls/squad/output_weights` [2, H] ([out, in]) and `cls/squad/output_bias` [2], the
+  names of Google's run_squad.py, so its checkpoints load; the export graph finds the head by them.
+
+  Args:
+    sequence_output: [B, T, H].
+  Returns:
+    (logits [B, T, 2], start_logits [B, T], end_logits [B, T]).
+  """
+  _, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
+  with tf.variable_scope(SPAN_SCOPE):
+    output_weights = tf.get_variable(
+        "output_weights", [2, hidden_size], initializer=layers.create_initializer(initializer_range))
+    output_bias = tf.get_variable("output_bias", [2], initializer=tf.zeros_initializer())
+  # [B*T, H] with -1, as the tagger: one FULLY_CONNECTED in TFLite and no shape tied to the batch.
+  flat = tf.reshape(sequence_output, [-1, hidden_size])
+  logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
+  logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
+  logits = tf.reshape(logits, [-1, seq_length, 2])
+  by_end = tf.transpose(logits, [2, 0, 1])  # [2, B, T]
+  return logits, by_end[0], by_end[1]

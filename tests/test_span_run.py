@@ -23,7 +23,8 @@ import tensorflow.compat.v1 as tf
 from finetune import squad_split
 from finetune.span import data as span_data
 from finetune.span.runner import SpanRunConfig, run
-from mobilebert import assets, modeling
+from mobilebert import assets, cli, modeling
+from mobilebert.export import tflite_ops
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 
@@ -107,12 +108,17 @@ def test_tiny_cpu_script_trains_predicts_and_scores(tmp_path):
 
 
 def test_quantized_training_trains_and_predicts_through_fake_quant_nodes(tmp_path):
+  """The release's run_squad.py device flags: --use_quantized_training, then --export_dir with
+  --use_post_quantization --activation_quantization write the float and integer-only TFLite models
+  (and a SavedModel), and the int8 model predicts the held-out questions beside the checkpoint."""
   data = _slice(TRIAL, 4, str(tmp_path / "trial4.json"))
   out = tmp_path / "run"
-  _script("tiny_cmrc2018_cpu.sh", {"DATA_FILE": data, "OUTPUT_DIR": str(out),
-                                   "HELD_OUT_PERCENT": "50", "NUM_TRAIN_STEPS": "2",
-                                   "MAX_SEQ_LENGTH": "128", "TRAIN_BATCH_SIZE": "4"},
-          "--use_quantized_training=True")
+  export_dir = tmp_path / "export"
+  done = _script("tiny_cmrc2018_cpu.sh", {"DATA_FILE": data, "OUTPUT_DIR": str(out),
+                                          "HELD_OUT_PERCENT": "50", "NUM_TRAIN_STEPS": "2",
+                                          "MAX_SEQ_LENGTH": "128", "TRAIN_BATCH_SIZE": "4"},
+                 "--use_quantized_training=True", f"--export_dir={export_dir}",
+                 "--use_post_quantization=True", "--activation_quantization=True")
   checkpoint = tf.train.latest_checkpoint(str(out / "model"))
   values = {n: tf.train.load_variable(checkpoint, n) for n, _ in tf.train.list_variables(checkpoint)
             if "_quant/" in n}
@@ -121,7 +127,60 @@ def test_quantized_training_trains_and_predicts_through_fake_quant_nodes(tmp_pat
   kernel = tf.train.load_variable(checkpoint, prefix + "kernel")
   assert values[prefix + "weights_quant/max"] == pytest.approx(abs(kernel).max(), abs=1e-2)
   # ... and prediction (a graph that must fit that checkpoint) ran through them.
-  _check_outputs(str(out / "model"), str(out / "data" / "held_out.json"))
+  held_out = str(out / "data" / "held_out.json")
+  predictions, scores = _check_outputs(str(out / "model"), held_out)
+  # The exports, each verified against the checkpoint's graph on its start and end logits.
+  assert "wrote full_int8" in done.stderr
+  assert (export_dir / "saved_model" / "saved_model.pb").exists()
+  for name, variant in (("model_float.tflite", "float32"), ("model_quant.tflite", "full_int8")):
+    info = json.load(open(export_dir / (name + ".json")))
+    assert info["variant"] == variant and info["source_checkpoint"] == checkpoint
+    assert {"start_logits", "end_logits"} <= {c["output"] for c in info["verification"]}
+  report = tflite_ops.file_op_report(str(export_dir / "model_quant.tflite"))
+  compute = [r for r in report.rows if r.op in ("FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "MUL")]
+  assert compute and all("float32" not in r.operand_types for r in compute), compute
+  lite = json.load(open(out / "model" / "eval_results_tflite.json"))
+  assert lite["lite_model_path"] == str(export_dir / "model_quant.tflite")
+  assert {k: lite[f"float_{k}"] for k in scores} == scores
+  assert lite["F1_change"] == pytest.approx(float(lite["F1"]) - float(scores["F1"]), abs=1e-3)
+  lite_predictions = json.load(open(out / "model" / "predictions_tflite.json", encoding="utf-8"))
+  assert set(lite_predictions) == set(predictions)
+  # The float32 model alone (--lite_model_path, no checkpoint) answers as the checkpoint did.
+  alone = tmp_path / "lite_only"
+  result = subprocess.run(
+      [sys.executable, "-m", "finetune.run_cmrc2018", f"--vocab_file={assets.chinese_vocab_file()}",
+       f"--bert_config_file={TINY_CONFIG}", "--do_predict", f"--predict_file={held_out}",
+       "--max_seq_length=128", f"--output_dir={alone}",
+       f"--lite_model_path={export_dir / 'model_float.tflite'}"],
+      capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.load(open(alone / "predictions_tflite.json", encoding="utf-8")) == predictions
+  assert not (alone / "predictions.json").exists()
+  lite_alone = json.load(open(alone / "eval_results_tflite.json"))
+  assert {k: lite_alone[k] for k in scores} == scores and "F1_change" not in lite_alone
+
+
+PREDICT = dict(do_predict=True, predict_file="p.json")
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(do_train=True, train_file="t.json", lite_model_path="m.tflite"),
+     "--lite_model_path predicts --predict_file with a TFLite model: add --do_predict"),
+    (dict(do_train=True, train_file="t.json", use_post_quantization=True),
+     "--use_post_quantization exports the predicted checkpoint to int8 TFLite and predicts with it: "
+     "add --do_predict and/or --export_dir"),
+    (dict(PREDICT, activation_quantization=True), "--activation_quantization selects the numerics"),
+    (dict(PREDICT, use_post_quantization=True, activation_quantization=True),
+     "--activation_quantization calibrates on the first 100 features of --train_file: give it"),
+    (dict(export_dir="e", use_post_quantization=True, float_softmax=True),
+     "--float_softmax keeps the softmax"),
+    (dict(), "nothing to do: pass --do_train, --do_predict and/or --export_dir"),
+])
+def test_tflite_flags_say_what_they_need(tmp_path, changes, message):
+  base = dict(vocab_file="v", bert_config_file="c", run=RunSettings(output_dir=str(tmp_path)))
+  with pytest.raises(cli.FlagError, match="^" + message):
+    SpanRunConfig(**base, **changes).validate()
+  SpanRunConfig(**base, export_dir="e").validate()  # exports an existing run's checkpoint
 
 
 @pytest.mark.parametrize("script,source,train_name,dev_name", [

@@ -1,9 +1,9 @@
 # coding=utf-8
 """Span-extraction head: start and end logits over the sequence, cross-entropy averaged over both.
 
-The head's variables are `cls/squad/output_weights` [2, H] (stored [out, in]) and
+The logits are mobilebert/heads.py's `span_logits` (variables `cls/squad/output_weights` [2, H] and
 `cls/squad/output_bias` [2], the names of Google's run_squad, so checkpoints fine-tuned by that code
-load. Dimension letters: B batch, T sequence, H hidden.
+load; the export graph builds the same head). Dimension letters: B batch, T sequence, H hidden.
 """
 
 from typing import NamedTuple, Optional
@@ -12,6 +12,7 @@ import tensorflow.compat.v1 as tf
 
 from finetune.core import model as model_lib
 from finetune.core.task_distillation import DistillTarget
+from mobilebert import heads as heads_lib
 from mobilebert import modeling
 
 
@@ -25,21 +26,6 @@ class SpanOutputs(NamedTuple):
   loss: Optional[tf.Tensor]  # scalar, (start_loss + end_loss) / 2
 
 
-def span_logits(sequence_output, initializer_range=0.02):
-  """sequence_output [B, T, H] float32 -> (logits [B, T, 2], start_logits [B, T], end_logits [B, T])."""
-  batch_size, seq_length, hidden_size = modeling.get_shape_list(sequence_output, expected_rank=3)
-  with tf.variable_scope("cls/squad"):
-    output_weights = tf.get_variable(
-        "output_weights", [2, hidden_size],
-        initializer=tf.truncated_normal_initializer(stddev=initializer_range))
-    output_bias = tf.get_variable("output_bias", [2], initializer=tf.zeros_initializer())
-  flat = tf.reshape(sequence_output, [batch_size * seq_length, hidden_size])
-  logits = tf.nn.bias_add(tf.matmul(flat, output_weights, transpose_b=True), output_bias)  # [B*T, 2]
-  logits = tf.reshape(logits, [batch_size, seq_length, 2])
-  by_end = tf.transpose(logits, [2, 0, 1])  # [2, B, T]
-  return logits, by_end[0], by_end[1]
-
-
 def position_loss(logits, positions):
   """Mean cross-entropy of logits [B, T] against positions [B] int32 (a scalar)."""
   seq_length = modeling.get_shape_list(logits, expected_rank=2)[1]
@@ -50,7 +36,7 @@ def position_loss(logits, positions):
 
 def span_head(sequence_output, start_positions=None, end_positions=None, initializer_range=0.02):
   """sequence_output [B, T, H]; positions [B] int32 or None -> SpanOutputs."""
-  logits, start_logits, end_logits = span_logits(sequence_output, initializer_range)
+  logits, start_logits, end_logits = heads_lib.span_logits(sequence_output, initializer_range)
   start_loss = end_loss = loss = None
   if start_positions is not None:
     start_loss = tf.identity(position_loss(start_logits, start_positions), name="start_loss")

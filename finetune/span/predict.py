@@ -13,42 +13,19 @@ its character offsets in the context and its probability within the n-best list.
 from typing import NamedTuple
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 from absl import app, flags
 
 from finetune.core import model_dir as model_dir_lib, predict_cli
 from finetune.span import data as span_data
 from finetune.span import features as span_features
-from finetune.span import head as head_lib
 from finetune.span import postprocess as span_postprocess
-from mobilebert import cli, modeling, quantization
+from mobilebert import cli
 from mobilebert.config import BertConfig
 from mobilebert.export import graph
 from mobilebert.tokenization import FullTokenizer
 
 FLAGS = flags.FLAGS
 FIELDS = ("question", "context")
-
-
-class SpanModel:
-  """start/end logits [B, T] of a span checkpoint, in a graph of its own."""
-
-  def __init__(self, config, checkpoint):
-    fake_quantized = graph.detect_heads(checkpoint).fake_quantized
-    self.graph = tf.Graph()
-    with self.graph.as_default():
-      self.inputs = [tf.placeholder(tf.int32, [None, None], name=n) for n in graph.INPUT_NAMES]
-      with quantization.fake_quantization(is_training=False, enabled=fake_quantized):
-        model = modeling.BertModel(config, is_training=False, input_ids=self.inputs[0],
-                                   input_mask=self.inputs[1], token_type_ids=self.inputs[2])
-      outputs = head_lib.span_head(model.get_sequence_output(),
-                                   initializer_range=config.initializer_range)
-      self.logits = (outputs.start_logits, outputs.end_logits)
-      self.session = tf.Session(graph=self.graph)
-      graph.load_variables(self.session, checkpoint)
-
-  def run(self, input_ids, input_mask, segment_ids):
-    return self.session.run(self.logits, dict(zip(self.inputs, (input_ids, input_mask, segment_ids))))
 
 
 class Answer(NamedTuple):
@@ -74,7 +51,14 @@ class SpanPredictor:
         self.saved.max_seq_length, settings["doc_stride"], settings["max_query_length"])
     self.n_best_size, self.max_answer_length = settings["n_best_size"], settings["max_answer_length"]
     self.convert_traditional = settings.get("convert_traditional", False)
-    self.model = SpanModel(BertConfig.from_json_file(self.saved.bert_config_file), self.checkpoint)
+    heads = graph.detect_heads(self.checkpoint)
+    if not heads.span:
+      raise cli.DataError(f"{self.checkpoint}: no span head (cls/squad/output_weights); predict with "
+                          "a checkpoint fine-tuned by run_cmrc2018")
+    # The span head alone (with the checkpoint's fake quantization): the export graph's start/end logits.
+    self.model = graph.TFModel(BertConfig.from_json_file(self.saved.bert_config_file), self.checkpoint,
+                               graph.CheckpointHeads(False, False, None, heads.fake_quantized,
+                                                     span=True))
 
   def predict(self, inputs, batch_size=32, nbest=3):
     """Answers for (question, context) tuples, with the `nbest` best candidates each."""
@@ -87,7 +71,8 @@ class SpanPredictor:
     for batch in predict_cli.batches(features, batch_size):
       arrays = [np.array([getattr(f, name) for f in batch], np.int32)
                 for name in ("input_ids", "input_mask", "segment_ids")]
-      starts, ends = self.model.run(*arrays)
+      logits = self.model.run(*arrays, names=["start_logits", "end_logits"])
+      starts, ends = logits["start_logits"], logits["end_logits"]
       results += [span_postprocess.RawResult(f.unique_id, s, e) for f, s, e in zip(batch, starts, ends)]
     _, candidates = span_postprocess.make_predictions(examples, features, results, self.n_best_size,
                                                        self.max_answer_length)

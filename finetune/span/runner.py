@@ -4,7 +4,8 @@
 `run(SpanRunConfig)` is what run_cmrc2018.py calls after parsing flags. The model predicts start/end
 logits per window; the host picks n-best answers (span_postprocess), writes predictions.json and
 nbest_predictions.json, and, when the predict file has answers, scores them with cmrc2018_evaluate and
-writes eval_results.json in the official script's format.
+writes eval_results.json in the official script's format. The release's TFLite flags (--export_dir,
+--use_post_quantization, --activation_quantization, --lite_model_path) are span/tflite.py's.
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ from finetune.span import features as span_features
 from finetune.span import head as head_lib
 from finetune.span import postprocess as span_postprocess
 from finetune.span import records as span_records
+from finetune.span import tflite as span_tflite
 from mobilebert import atomic_io, cli
 from mobilebert.run_config import Runner
 
@@ -42,10 +44,15 @@ class SpanRunConfig(FinetuneRunConfig):
   num_train_epochs: float = 2.0
   n_best_size: int = 20
   max_answer_length: int = 30
+  export_dir: Optional[str] = None  # SavedModel, model_float.tflite (+ model_quant.tflite) written here
+  lite_model_path: Optional[str] = None  # predict with this TFLite model (or: where the int8 export goes)
+  use_post_quantization: bool = False  # export the predicted checkpoint to int8 TFLite
+  activation_quantization: bool = False  # that export full-integer, calibrated on 100 train features
+  float_softmax: bool = False  # that export with the attention's mask and softmax in float32
 
   def validate(self):
-    if not (self.do_train or self.do_predict):
-      raise cli.FlagError("nothing to do: pass --do_train and/or --do_predict")
+    if not (self.do_train or self.do_predict or self.export_dir):
+      raise cli.FlagError("nothing to do: pass --do_train, --do_predict and/or --export_dir")
     if self.do_train and not self.train_file:
       raise cli.FlagError("--do_train needs --train_file")
     if self.do_predict and not self.predict_file:
@@ -57,16 +64,38 @@ class SpanRunConfig(FinetuneRunConfig):
       raise cli.FlagError(f"--max_seq_length={self.max_seq_length} leaves no room for context "
                           f"after --max_query_length={self.max_query_length} and [CLS]/[SEP]/[SEP]")
     self.check_training()
+    self.check_tflite()
     if self.learning_rate < 0 or not 0 <= self.warmup_proportion < 1:
       raise cli.FlagError("--learning_rate must be >= 0 and --warmup_proportion in [0, 1)")
 
 
+  def check_tflite(self):
+    if self.lite_model_path and not (self.do_predict or self.use_post_quantization):
+      raise cli.FlagError("--lite_model_path predicts --predict_file with a TFLite model: add "
+                          "--do_predict")
+    if self.use_post_quantization and not (self.do_predict or self.export_dir):
+      raise cli.FlagError("--use_post_quantization exports the predicted checkpoint to int8 TFLite "
+                          "and predicts with it: add --do_predict and/or --export_dir")
+    if self.activation_quantization and not self.use_post_quantization:
+      raise cli.FlagError("--activation_quantization selects the numerics of the "
+                          "--use_post_quantization export: add --use_post_quantization")
+    if self.activation_quantization and not self.train_file:
+      raise cli.FlagError("--activation_quantization calibrates on the first 100 features of "
+                          "--train_file: give it")
+    if self.float_softmax and not self.activation_quantization:
+      raise cli.FlagError("--float_softmax keeps the softmax of the --activation_quantization "
+                          "export in float32: add --use_post_quantization --activation_quantization")
+
+
 class RunReport(NamedTuple):
-  """What a run did: steps trained, files written, and the official scores (None without answers)."""
+  """What a run did: steps trained, files written, and the official scores (None without answers or
+  when that model did not predict) of the checkpoint and of the TFLite model."""
   num_train_steps: int
   predictions_file: Optional[str]
   nbest_file: Optional[str]
   scores: Optional[dict]
+  lite_model_path: Optional[str] = None
+  lite_scores: Optional[dict] = None
 
 
 def predict_features(runner, records, features, config, checkpoint):
@@ -103,14 +132,16 @@ def run(config):
     return span_records.cached_records(runner_lib.records_name(path), key, config.cache_dir,
                                        make_features, is_training)
 
-  num_train_steps = num_warmup_steps = 0
-  if config.do_train:
-    def make_train_features():
-      examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
-                                            require_answers=True)
-      return span_features.convert_examples(tokenizer, examples, settings, for_training=True)
+  def make_train_features():
+    examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
+                                          require_answers=True)
+    return span_features.convert_examples(tokenizer, examples, settings, for_training=True)
 
+  num_train_steps = num_warmup_steps = 0
+  train_records = None
+  if config.do_train or config.activation_quantization:
     train_records = records_for(config.train_file, True, make_train_features)
+  if config.do_train:
     num_train_steps, num_warmup_steps = config.train_steps(train_records.num_features)
 
   runner = Runner(config.run, model_fn_builder(config.encoder_settings(bert_config),
@@ -129,24 +160,40 @@ def run(config):
                      span_records.feature_spec(config.max_seq_length, is_training=True),
                      train_records.num_features, num_train_steps)
 
-  if not config.do_predict:
-    return RunReport(num_train_steps, None, None, None)
-  examples = predict_examples
-  # The host needs the features (character maps) to read answers back, so they are always built;
-  # the records are rewritten only when the cache misses.
-  features = span_features.convert_examples(tokenizer, examples, settings, for_training=False)
-  records = records_for(config.predict_file, False, lambda: features)
-  checkpoint = runner_lib.predict_checkpoint(config)
-  logging.info("predicting %d questions (%d features) with %s", len(examples), len(features),
-               checkpoint)
-  results = predict_features(runner, records, features, config, checkpoint)
-  predictions, nbest = span_postprocess.make_predictions(
-      examples, features, results, config.n_best_size, config.max_answer_length)
-  predictions_file, nbest_file = span_postprocess.write_predictions(output_dir, predictions, nbest)
-  scores = None
-  if gold is not None:
-    result = cmrc2018_evaluate.evaluate(gold, predictions, config.predict_file)
-    scores = cmrc2018_evaluate.result_to_dict(result)
-    atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), json.dumps(scores) + "\n")
-    logging.info("%s: %s", config.predict_file, json.dumps(scores))
-  return RunReport(num_train_steps, predictions_file, nbest_file, scores)
+  # --lite_model_path alone predicts with that file instead of a checkpoint (the release's meaning).
+  predicts_checkpoint = config.do_predict and not (config.lite_model_path and
+                                                   not config.use_post_quantization)
+  checkpoint = None
+  if predicts_checkpoint or config.export_dir or config.use_post_quantization:
+    checkpoint = runner_lib.predict_checkpoint(config)
+  predictions_file = nbest_file = scores = features = None
+  if config.do_predict:
+    # The host needs the features (character maps) to read answers back, so they are always built;
+    # the records are rewritten only when the cache misses.
+    features = span_features.convert_examples(tokenizer, predict_examples, settings,
+                                              for_training=False)
+  if predicts_checkpoint:
+    records = records_for(config.predict_file, False, lambda: features)
+    logging.info("predicting %d questions (%d features) with %s", len(predict_examples),
+                 len(features), checkpoint)
+    results = predict_features(runner, records, features, config, checkpoint)
+    predictions, nbest = span_postprocess.make_predictions(
+        predict_examples, features, results, config.n_best_size, config.max_answer_length)
+    predictions_file, nbest_file = span_postprocess.write_predictions(output_dir, predictions, nbest)
+    if gold is not None:
+      result = cmrc2018_evaluate.evaluate(gold, predictions, config.predict_file)
+      scores = cmrc2018_evaluate.result_to_dict(result)
+      atomic_io.write_text(os.path.join(output_dir, EVAL_RESULTS), json.dumps(scores) + "\n")
+      logging.info("%s: %s", config.predict_file, json.dumps(scores))
+  lite_path = None
+  if checkpoint and (config.export_dir or config.use_post_quantization):
+    lite_path = span_tflite.export(config, bert_config, checkpoint,
+                                   train_records.path if train_records else None)
+  lite_path = lite_path or config.lite_model_path
+  lite_scores = None
+  if config.do_predict and lite_path:
+    logging.info("predicting %d questions (%d features) with TFLite %s", len(predict_examples),
+                 len(features), lite_path)
+    lite_scores = span_tflite.predict_and_score(config, lite_path, predict_examples, features, gold,
+                                                scores)
+  return RunReport(num_train_steps, predictions_file, nbest_file, scores, lite_path, lite_scores)

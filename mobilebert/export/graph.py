@@ -3,7 +3,8 @@
 A checkpoint's heads are read from its variable names: `cls/predictions/*` (masked LM),
 `cls/seq_relationship/*` (next sentence), the fine-tuned classifier's top-level `output_weights`
 [num_labels, H] / `output_bias` [num_labels] (logits = pooled @ W^T + b, as in run_classifier.py), and
-the token tagger's `tagging/output_weights` [num_tags, H] (a tag for every token, run_tagging.py).
+the token tagger's `tagging/output_weights` [num_tags, H] (a tag for every token, run_tagging.py) and
+the span head's `cls/squad/output_weights` [2, H] (start and end logits, run_cmrc2018.py).
 Weights are loaded strictly: every graph variable must be in the checkpoint with its shape (there is
 no --skip_mismatched_variables here: an inference graph with random weights is never wanted). 16-bit
 checkpoints written by strip_checkpoint are cast up to float32.
@@ -25,8 +26,9 @@ INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 # fake_quantized: the checkpoint was fine-tuned with --use_quantized_training; its graph has the
 # fake-quant nodes (and their learned ranges), and the TFLite converter reads them.
 CheckpointHeads = collections.namedtuple(
-    "CheckpointHeads", ["masked_lm", "next_sentence", "num_labels", "fake_quantized", "num_tags"],
-    defaults=[False, None])
+    "CheckpointHeads",
+    ["masked_lm", "next_sentence", "num_labels", "fake_quantized", "num_tags", "span"],
+    defaults=[False, None, False])
 
 
 class ExportError(cli.UserError, ValueError):
@@ -44,7 +46,8 @@ def detect_heads(init_checkpoint):
       next_sentence=any(n.startswith("cls/seq_relationship/") for n in shapes),
       num_labels=num_labels,
       fake_quantized=any(f"/{quantization.ACTIVATION_SCOPE}/" in n for n in shapes),
-      num_tags=shapes[tagger][0] if tagger in shapes else None)
+      num_tags=shapes[tagger][0] if tagger in shapes else None,
+      span=f"{heads_lib.SPAN_SCOPE}/output_weights" in shapes)
 
 
 def classifier_logits(config, pooled_output, num_labels):
@@ -68,7 +71,8 @@ def build_outputs(config, heads, input_ids, input_mask, segment_ids, masked_lm_p
     with_internals: also `all_encoder_layers` [L+1, B, T, H] and `all_attention_maps` [L, B, N, T, T].
   Returns:
     sequence_output [B, T, H], pooled_output [B, H]; with a classifier `logits`, `probabilities`
-    [B, num_labels]; with a tagger `tag_logits`, `tag_probabilities` [B, T, num_tags]; with an NSP
+    [B, num_labels]; with a tagger `tag_logits`, `tag_probabilities` [B, T, num_tags]; with a span
+    head `start_logits`, `end_logits` [B, T]; with an NSP
     head `nsp_logits` [B, 2]; see above for the rest.
   """
   with quantization.fake_quantization(is_training=False, enabled=heads.fake_quantized):
@@ -87,6 +91,11 @@ def build_outputs(config, heads, input_ids, input_mask, segment_ids, masked_lm_p
                                             config.initializer_range)
     outputs["tag_logits"] = tf.identity(logits, name="tag_logits")
     outputs["tag_probabilities"] = tf.nn.softmax(logits, axis=-1, name="tag_probabilities")
+  if heads.span:
+    _, start_logits, end_logits = heads_lib.span_logits(model.get_sequence_output(),
+                                                        config.initializer_range)
+    outputs["start_logits"] = tf.identity(start_logits, name="start_logits")
+    outputs["end_logits"] = tf.identity(end_logits, name="end_logits")
   if heads.masked_lm and masked_lm_positions is not None:
     outputs["mlm_logits"] = tf.identity(heads_lib.masked_lm_logits(
         config, model.get_sequence_output(), model.get_embedding_table(), masked_lm_positions),

@@ -2,7 +2,9 @@
 
 Inputs: `input_ids`, `input_mask`, `segment_ids`, int32 [batch, seq] (seq fixed by --max_seq_length or
 free). Outputs: `sequence_output` [batch, seq, H], `pooled_output` [batch, H], and for a fine-tuned
-classifier checkpoint `logits` and `probabilities` [batch, num_labels]; with an NSP head `nsp_logits`.
+classifier checkpoint `logits` and `probabilities` [batch, num_labels]; for a tagger `tag_logits` and
+`tag_probabilities` [batch, seq, num_tags]; for a span (run_cmrc2018) checkpoint `start_logits` and
+`end_logits` [batch, seq]; with an NSP head `nsp_logits`.
 The model config and the detected heads go to `assets.extra/mobilebert_export.json`.
 
 Verification: the loaded SavedModel and the graph built from the checkpoint run the same float32 ops, so
