@@ -72,7 +72,7 @@ def token_tagging_logits(sequence_output, num_tags, initializer_range=0.02):
     sequence_output: [B, T, H].
     num_tags: L.
   """
-  batch_size, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
+  _, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
   with tf.variable_scope(TAGGING_SCOPE):
     output_weights = tf.get_variable(
         "output_weights", [num_tags, hidden_size],
@@ -83,7 +83,7 @@ def token_tagging_logits(sequence_output, num_tags, initializer_range=0.02):
     flat = tf.reshape(sequence_output, [-1, hidden_size])
     logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
     logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
-    return tf.reshape(logits, [batch_size, seq_length, num_tags])
+    return tf.reshape(logits, [-1, seq_length, num_tags])  # no op tied to the batch size
 
 
 SPAN_SCOPE = "cls/squad"
