@@ -171,6 +171,56 @@ def test_fine_tuned_classifier_predicts_the_same(classifier, vocab_file, tmp_pat
   assert accuracy >= 0.95
 
 
+@pytest.fixture(scope="module")
+def token_heads(tmp_path_factory):
+  """The tiny_student_f2 golden with a 5-tag tagger (run_tagging) and a span head (run_cmrc2018),
+  both initialized wide enough (stddev 0.5) that their logits differ across positions."""
+  config, _, golden, _ = export_helpers.golden("tiny_student_f2")
+  prefix = str(tmp_path_factory.mktemp("token_heads") / "model.ckpt")
+  with tf.Graph().as_default():
+    tf.set_random_seed(3)
+    model = modeling.BertModel(config, is_training=False, input_ids=tf.zeros([1, 4], tf.int32))
+    heads.token_tagging_logits(model.get_sequence_output(), 5, initializer_range=0.5)
+    heads.span_logits(model.get_sequence_output(), initializer_range=0.5)
+    tf.train.init_from_checkpoint(golden, {"bert/": "bert/"})
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      tf.train.Saver().save(session, prefix, write_meta_graph=False)
+  return config, prefix
+
+
+@pytest.mark.parametrize("head, architecture, outputs", [
+    ("token_classification", "MobileBertForTokenClassification", ["tag_logits"]),
+    ("question_answering", "MobileBertForQuestionAnswering", ["start_logits", "end_logits"]),
+])
+def test_token_heads_export_as_transformers_heads(token_heads, vocab_file, tmp_path, head,
+                                                  architecture, outputs):
+  config, checkpoint = token_heads
+  out = str(tmp_path / head)
+  tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+  result = hf.export_hf(config, checkpoint, vocab_file, out, head=head,
+                        label_names=tags if head == "token_classification" else None)
+  assert result.architecture == architecture
+  checked = {c.output: c.value for c in result.checks}
+  assert all(checked[name] <= ATOL for name in outputs), checked  # measured <= 2.5e-6
+  written = json.load(open(os.path.join(out, "config.json")))
+  if head == "token_classification":
+    assert written["id2label"] == {str(i): t for i, t in enumerate(tags)}
+  model, _ = hf.load_hf(out)  # every weight present: no pooler, the head's own
+  features = graph.sample_inputs(config, 16)
+  got = hf.run_hf(model, features)
+  reference = graph.TFModel(config, checkpoint)
+  want = reference.run(*(features[n] for n in graph.INPUT_NAMES))
+  reference.close()
+  for name in outputs:
+    assert np.ptp(want[name]) > 1.0  # a head that tells positions apart
+    np.testing.assert_allclose(got[name], want[name], atol=ATOL, rtol=0)
+  # With both heads in the checkpoint, auto picks the tagger; --label_names must fit it.
+  assert hf_mapping.choose_head(graph.detect_heads(checkpoint)) == "token_classification"
+  with pytest.raises(graph.ExportError, match="--label_names has 2 names; the tagger has 5 labels"):
+    hf.export_hf(config, checkpoint, vocab_file, str(tmp_path / "x"), label_names=["a", "b"])
+
+
 def test_bad_inputs_and_command_line(tmp_path, vocab_file):
   config, config_file, checkpoint, _ = export_helpers.golden("tiny_teacher_bert")
   small = export_helpers.write_vocab(str(tmp_path / "small.txt"), size=100)

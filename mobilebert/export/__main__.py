@@ -45,7 +45,8 @@ flags.DEFINE_list("representative_tfrecords", None, "TFRecords (globs) with inpu
 flags.DEFINE_integer("num_calibration_examples", 100, "Examples read from --representative_tfrecords.")
 flags.DEFINE_string("vocab_file", None, "Vocab file (hf: copied into the directory).")
 flags.DEFINE_enum("hf_head", "auto", ["auto"] + list(hf_mapping.HEADS), "transformers head class.")
-flags.DEFINE_list("label_names", None, "Class names of a fine-tuned classifier, in label-id order.")
+flags.DEFINE_list("label_names", None, "Class names of a fine-tuned classifier, or tag names of a "
+                  "tagger, in id order (default LABEL_<i>).")
 flags.DEFINE_bool("do_lower_case", True, "Tokenizer lower-casing (hf tokenizer_config).")
 flags.DEFINE_bool("op_report", False, "tflite only: print the model's ops by type and which ones the "
                   "XNNPACK delegate takes (see mobilebert/export/tflite_ops.py).")

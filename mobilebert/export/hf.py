@@ -60,9 +60,10 @@ def export_hf(config, init_checkpoint, vocab_file, output_dir, head="auto", labe
   """Writes and verifies the transformers directory `output_dir`.
 
   Args:
-    head: "auto" or one of hf_mapping.HEADS; auto picks sequence_classification for a fine-tuned
-      checkpoint, pretraining with MLM and NSP heads, masked_lm with an MLM head, else base.
-    label_names: class names of a classifier, in label-id order (default LABEL_<i>).
+    head: "auto" or one of hf_mapping.HEADS; auto picks the fine-tuned head (sequence_classification,
+      token_classification, question_answering), else pretraining with MLM and NSP heads, masked_lm
+      with an MLM head, else base.
+    label_names: class names of a classifier or tags of a tagger, in id order (default LABEL_<i>).
   Returns:
     ExportResult(path, transformers architecture, verification Checks or []).
   """
@@ -82,7 +83,8 @@ def export_hf(config, init_checkpoint, vocab_file, output_dir, head="auto", labe
   # Before converting: a checkpoint of another architecture would convert to a broken model.
   graph.check_checkpoint_fits(config, init_checkpoint, heads)
   head = hf_mapping.choose_head(heads, head)
-  hf_config = hf_mapping.hf_config(config, head, heads.num_labels, label_names)
+  num_labels = heads.num_tags if head == "token_classification" else heads.num_labels
+  hf_config = hf_mapping.hf_config(config, head, num_labels, label_names)
   # Only the model's own variables are read: a release checkpoint's teacher/* and optimizer slots are
   # never looked at (transformers' own TF loader copies teacher/ embeddings into the student).
   names = [n for n in checkpoint_lib.list_checkpoint(init_checkpoint) if hf_mapping.wanted(n, head)]
@@ -135,12 +137,15 @@ def run_hf(model, features):
   result["sequence_output"] = result["all_encoder_layers"][-1]
   if getattr(out, "pooler_output", None) is not None:
     result["pooled_output"] = out.pooler_output.numpy()
-  named = {"prediction_logits": "mlm_logits_all", "seq_relationship_logits": "nsp_logits"}
+  named = {"prediction_logits": "mlm_logits_all", "seq_relationship_logits": "nsp_logits",
+           "start_logits": "start_logits", "end_logits": "end_logits"}
+  tagger = model.config.architectures[0].endswith("ForTokenClassification")
   for key, value in out.items():
     if key in named:
       result[named[key]] = value.numpy()
     elif key == "logits":
-      result["mlm_logits_all" if value.dim() == 3 else "logits"] = value.numpy()
+      result["logits" if value.dim() == 2 else "tag_logits" if tagger else
+             "mlm_logits_all"] = value.numpy()
   return result
 
 

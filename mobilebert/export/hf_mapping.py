@@ -8,7 +8,8 @@ checkpoint names of the model's variables only:
   cls/predictions/output_bias -> cls.predictions.bias;
   cls/predictions/extra_output_weights [V, H-E] -> cls.predictions.dense.weight [H-E, V];
   cls/seq_relationship/output_{weights,bias} -> cls.seq_relationship.{weight,bias} (already [out, in]);
-  output_{weights,bias} (fine-tuned classifier) -> classifier.{weight,bias}.
+  output_{weights,bias} (fine-tuned classifier) and tagging/output_{weights,bias} (token tagger) ->
+  classifier.{weight,bias}; cls/squad/output_{weights,bias} (span head) -> qa_outputs.{weight,bias}.
 The MLM decoder is tied to the word embeddings in transformers, so it is not written.
 
 Config: the original `gelu` is the tanh approximation, transformers' `gelu_new`. transformers'
@@ -27,13 +28,20 @@ from mobilebert.export.graph import ExportError
 # transformers' ACT2FN names of the config's `hidden_act` values (relu6: Google's QAT student).
 HF_ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu", "relu6": "relu6", "tanh": "tanh",
                   "linear": "linear"}
-HEADS = ("sequence_classification", "pretraining", "masked_lm", "base")
+HEADS = ("sequence_classification", "token_classification", "question_answering", "pretraining",
+         "masked_lm", "base")
+# Heads whose transformers model has no pooler (add_pooling_layer=False).
+NO_POOLER = ("masked_lm", "token_classification", "question_answering")
 ARCHITECTURES = {
     ("mobilebert", "sequence_classification"): "MobileBertForSequenceClassification",
+    ("mobilebert", "token_classification"): "MobileBertForTokenClassification",
+    ("mobilebert", "question_answering"): "MobileBertForQuestionAnswering",
     ("mobilebert", "pretraining"): "MobileBertForPreTraining",
     ("mobilebert", "masked_lm"): "MobileBertForMaskedLM",
     ("mobilebert", "base"): "MobileBertModel",
     ("bert", "sequence_classification"): "BertForSequenceClassification",
+    ("bert", "token_classification"): "BertForTokenClassification",
+    ("bert", "question_answering"): "BertForQuestionAnswering",
     ("bert", "pretraining"): "BertForPreTraining",
     ("bert", "masked_lm"): "BertForMaskedLM",
     ("bert", "base"): "BertModel",
@@ -79,17 +87,23 @@ def choose_head(heads, requested="auto"):
     available.append("pretraining")
   if heads.num_labels:
     available.append("sequence_classification")
+  if heads.num_tags:
+    available.append("token_classification")
+  if heads.span:
+    available.append("question_answering")
   if requested == "auto":
     return next(h for h in HEADS if h in available)
   if requested not in available:
     raise ExportError(f"--hf_head={requested}: the checkpoint has the variables of {available} only "
                       "(masked_lm needs cls/predictions/*, pretraining also cls/seq_relationship/*, "
-                      "sequence_classification output_weights/output_bias)")
+                      "sequence_classification output_weights/output_bias, token_classification "
+                      "tagging/*, question_answering cls/squad/*)")
   return requested
 
 
 def hf_config(config, head, num_labels=None, label_names=None):
-  """config.json contents (every architecture field explicit) for `config` with `head`."""
+  """config.json contents (every architecture field explicit) for `config` with `head`; `num_labels`
+  and `label_names` are the classifier's classes or the tagger's tags."""
   kind = model_type(config)
   d = collections.OrderedDict(
       architectures=[ARCHITECTURES[(kind, head)]], model_type=kind,
@@ -110,13 +124,17 @@ def hf_config(config, head, num_labels=None, label_names=None):
              num_feedforward_networks=config.num_feedforward_networks,
              normalization_type=config.normalization_type,
              classifier_activation=config.classifier_activation)
-  if head == "sequence_classification":
+  if head in ("sequence_classification", "token_classification"):
+    what = "classifier has" if head == "sequence_classification" else "tagger has"
     names = list(label_names) if label_names else [f"LABEL_{i}" for i in range(num_labels)]
     if len(names) != num_labels:
-      raise ExportError(f"--label_names has {len(names)} names; the classifier has {num_labels} labels")
+      raise ExportError(f"--label_names has {len(names)} names; the {what} {num_labels} labels")
     d.update(id2label={str(i): n for i, n in enumerate(names)},
-             label2id={n: i for i, n in enumerate(names)},
-             problem_type="single_label_classification")
+             label2id={n: i for i, n in enumerate(names)})
+    if head == "sequence_classification":
+      d.update(problem_type="single_label_classification")
+  if head == "question_answering":
+    d.update(num_labels=2)  # start and end logits
   return d
 
 
@@ -125,7 +143,7 @@ def wanted(tf_name, head):
   if checkpoint_lib.OPTIMIZER_SLOT_PATTERN.search(tf_name):
     return False
   if tf_name.startswith("bert/pooler/"):
-    return head not in ("masked_lm",)  # transformers' MaskedLM models have no pooler
+    return head not in NO_POOLER
   if tf_name.startswith("bert/"):
     return True
   if tf_name.startswith("cls/predictions/"):
@@ -134,6 +152,10 @@ def wanted(tf_name, head):
     return head == "pretraining"
   if tf_name in ("output_weights", "output_bias"):
     return head == "sequence_classification"
+  if tf_name.startswith("tagging/"):
+    return head == "token_classification"
+  if tf_name.startswith("cls/squad/"):
+    return head == "question_answering"
   return False
 
 
@@ -146,6 +168,10 @@ def hf_name(tf_name, kind, head):
       "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
       "output_weights": ("classifier.weight", False),
       "output_bias": ("classifier.bias", False),
+      "tagging/output_weights": ("classifier.weight", False),
+      "tagging/output_bias": ("classifier.bias", False),
+      "cls/squad/output_weights": ("qa_outputs.weight", False),
+      "cls/squad/output_bias": ("qa_outputs.bias", False),
   }
   if tf_name in special:
     return special[tf_name]
