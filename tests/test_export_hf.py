@@ -186,7 +186,13 @@ def token_heads(tmp_path_factory):
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       tf.train.Saver().save(session, prefix, write_meta_graph=False)
+  # What run_tagging writes beside its checkpoints: the export names the tags from it.
+  with open(os.path.join(os.path.dirname(prefix), "label_list.json"), "w") as f:
+    json.dump({"labels": TAGS, "entity_types": ["LOC", "PER"]}, f)
   return config, prefix
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 
 @pytest.mark.parametrize("head, architecture, outputs", [
@@ -197,15 +203,13 @@ def test_token_heads_export_as_transformers_heads(token_heads, vocab_file, tmp_p
                                                   architecture, outputs):
   config, checkpoint = token_heads
   out = str(tmp_path / head)
-  tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-  result = hf.export_hf(config, checkpoint, vocab_file, out, head=head,
-                        label_names=tags if head == "token_classification" else None)
+  result = hf.export_hf(config, checkpoint, vocab_file, out, head=head)
   assert result.architecture == architecture
   checked = {c.output: c.value for c in result.checks}
   assert all(checked[name] <= ATOL for name in outputs), checked  # measured <= 2.5e-6
   written = json.load(open(os.path.join(out, "config.json")))
   if head == "token_classification":
-    assert written["id2label"] == {str(i): t for i, t in enumerate(tags)}
+    assert written["id2label"] == {str(i): t for i, t in enumerate(TAGS)}  # from label_list.json
   model, _ = hf.load_hf(out)  # every weight present: no pooler, the head's own
   features = graph.sample_inputs(config, 16)
   got = hf.run_hf(model, features)

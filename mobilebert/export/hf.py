@@ -18,6 +18,8 @@ layout (query/key on the H-wide layer input, H != I) has no transformers equival
 """
 
 import collections
+import json
+import os
 import warnings
 
 import numpy as np
@@ -36,6 +38,7 @@ HF_ATOL_MOBILEBERT_LAYER_NORM = 1e-3
 TOKENIZER_SAMPLE = "中文MobileBERT：今天天气很好，我们去北京的故宫玩吧！Hello, World 2024。"
 
 ExportResult = collections.namedtuple("ExportResult", ["path", "architecture", "checks"])
+LABEL_FILE = "label_list.json"  # beside a fine-tuned checkpoint (finetune/core/model_dir.py)
 
 
 def _import_hf():
@@ -63,7 +66,9 @@ def export_hf(config, init_checkpoint, vocab_file, output_dir, head="auto", labe
     head: "auto" or one of hf_mapping.HEADS; auto picks the fine-tuned head (sequence_classification,
       token_classification, question_answering), else pretraining with MLM and NSP heads, masked_lm
       with an MLM head, else base.
-    label_names: class names of a classifier or tags of a tagger, in id order (default LABEL_<i>).
+    label_names: class names of a classifier or tags of a tagger, in id order (default: the
+      `labels` of label_list.json beside the checkpoint, written by run_classifier/run_tagging, when
+      there are as many; else LABEL_<i>).
   Returns:
     ExportResult(path, transformers architecture, verification Checks or []).
   """
@@ -84,6 +89,8 @@ def export_hf(config, init_checkpoint, vocab_file, output_dir, head="auto", labe
   graph.check_checkpoint_fits(config, init_checkpoint, heads)
   head = hf_mapping.choose_head(heads, head)
   num_labels = heads.num_tags if head == "token_classification" else heads.num_labels
+  if label_names is None and head in ("sequence_classification", "token_classification"):
+    label_names = saved_label_names(init_checkpoint, num_labels)
   hf_config = hf_mapping.hf_config(config, head, num_labels, label_names)
   # Only the model's own variables are read: a release checkpoint's teacher/* and optimizer slots are
   # never looked at (transformers' own TF loader copies teacher/ embeddings into the student).
@@ -105,6 +112,23 @@ def export_hf(config, init_checkpoint, vocab_file, output_dir, head="auto", labe
       checks = verify_hf(temp, config, init_checkpoint, heads, verify_inputs, do_lower_case,
                          vocab_file)
   return ExportResult(output_dir, hf_config["architectures"][0], checks)
+
+
+def saved_label_names(init_checkpoint, num_labels):
+  """The `labels` of the label_list.json that a fine-tuning run wrote beside the checkpoint, if there
+  are `num_labels` of them; else None."""
+  directory = os.path.dirname(checkpoint_lib.resolve_checkpoint(init_checkpoint))
+  path = os.path.join(directory, LABEL_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path, "r") as f:
+    labels = json.loads(f.read()).get("labels")
+  if not isinstance(labels, list) or len(labels) != num_labels:
+    tf.logging.warning("%s: its labels %s do not fit the head's %d outputs; not used", path, labels,
+                       num_labels)
+    return None
+  tf.logging.info("label names from %s", path)
+  return [str(label) for label in labels]
 
 
 def load_hf(model_dir):
