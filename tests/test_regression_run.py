@@ -268,3 +268,15 @@ def test_regression_head_loss_is_the_mean_squared_error_of_its_predictions():
       logits, predictions, loss = session.run([outputs.logits, outputs.predictions, outputs.loss])
   np.testing.assert_allclose(predictions, logits[:, 0])
   assert loss == pytest.approx(np.mean((predictions - [4.5, 0.5]) ** 2), rel=1e-6)
+
+
+def test_the_regression_model_exports_to_transformers_as_regression(fitted, tmp_path):
+  from mobilebert.export import hf  # pylint: disable=g-import-not-at-top
+  best = json.loads((fitted / "eval_history.json").read_text())["best_kept"]["checkpoint"]
+  out = str(tmp_path / "hf")
+  result = hf.export_hf(BertConfig.from_json_file(TINY), best, assets.chinese_vocab_file(), out)
+  assert result.architecture == "MobileBertForSequenceClassification"
+  written = json.loads((tmp_path / "hf" / "config.json").read_text())
+  # One output: transformers trains it with MSE (its classification loss would be wrong).
+  assert written["problem_type"] == "regression" and written["id2label"] == {"0": "LABEL_0"}
+  assert {c.output: c.value for c in result.checks}["logits"] <= 1e-5

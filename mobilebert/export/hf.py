@@ -123,6 +123,8 @@ def saved_label_names(init_checkpoint, num_labels):
     return None
   with tf.io.gfile.GFile(path, "r") as f:
     labels = json.loads(f.read()).get("labels")
+  if not labels:  # a regression run's: no class names
+    return None
   if not isinstance(labels, list) or len(labels) != num_labels:
     tf.logging.warning("%s: its labels %s do not fit the head's %d outputs; not used", path, labels,
                        num_labels)

@@ -132,7 +132,8 @@ def hf_config(config, head, num_labels=None, label_names=None):
     d.update(id2label={str(i): n for i, n in enumerate(names)},
              label2id={n: i for i, n in enumerate(names)})
     if head == "sequence_classification":
-      d.update(problem_type="single_label_classification")
+      # One output is a regression head (STS-B: finetune/classification/regression_head.py).
+      d.update(problem_type="regression" if num_labels == 1 else "single_label_classification")
   if head == "question_answering":
     d.update(num_labels=2)  # start and end logits
   return d
