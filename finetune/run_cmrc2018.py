@@ -66,13 +66,7 @@ _define("string", "lite_model_path", _DEFAULT("lite_model_path"),
 _define("bool", "use_post_quantization", _DEFAULT("use_post_quantization"),
         "Export the predicted checkpoint to dynamic-range int8 TFLite; with --do_predict predict with "
         "it too, scored beside the checkpoint (eval_results_tflite.json).")
-_define("bool", "activation_quantization", _DEFAULT("activation_quantization"),
-        "With --use_post_quantization: a full-integer int8 model, ranges from a "
-        "--use_quantized_training checkpoint's fake-quant nodes where it has them, the rest "
-        "calibrated on the first 100 --train_file features.")
-_define("bool", "float_softmax", _DEFAULT("float_softmax"),
-        "With --activation_quantization: keep the attention's mask and softmax in float32 "
-        "(int8_float_softmax, no longer integer-only; on CPUs about twice as fast).")
+finetune_flags.define_int8_numerics_flags(SpanRunConfig, "the first 100 --train_file features")
 
 # --helpshort lists the flags defined through finetune/core/flags.py as this tool's own.
 flags.adopt_module_key_flags(finetune_flags)

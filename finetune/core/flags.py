@@ -89,10 +89,17 @@ def define_scoring_flags(config_class, metric):
   define("bool", "use_post_quantization", default("use_post_quantization"),
          "With --do_eval: export the best checkpoint to dynamic-range int8 TFLite and score it "
          "beside the float checkpoint, so the accuracy cost of quantization is measured.")
+  define_int8_numerics_flags(config_class, "100 train examples")
+
+
+def define_int8_numerics_flags(config_class, calibration_data):
+  """--activation_quantization and --float_softmax: the numerics of a --use_post_quantization
+  export (run_config.TFLiteRunConfig), whose calibration examples are `calibration_data`."""
+  default = functools.partial(run_config.default, config_class)
   define("bool", "activation_quantization", default("activation_quantization"),
          "With --use_post_quantization: a full-integer int8 model (int8 activations too) instead "
          "of dynamic-range int8; ranges from a --use_quantized_training checkpoint's fake-quant "
-         "nodes where it has them, the rest calibrated on 100 train examples.")
+         f"nodes where it has them, the rest calibrated on {calibration_data}.")
   define("bool", "float_softmax", default("float_softmax"),
          "With --activation_quantization: keep the attention's mask and softmax in float32 "
          "(int8_float_softmax, no longer integer-only): on CPUs, where XNNPACK has no int8 "

@@ -95,16 +95,31 @@ class FinetuneRunConfig:
 
 
 @dataclasses.dataclass(kw_only=True)
-class ScoredRunConfig(FinetuneRunConfig):
+class TFLiteRunConfig(FinetuneRunConfig):
+  """A kind whose run can export its checkpoint to int8 TFLite and run a TFLite model (the release's
+  flags): what the model is run on differs per kind, the export's numerics do not."""
+  lite_model_path: Optional[str] = None  # run this TFLite model (or: where the int8 export goes)
+  use_post_quantization: bool = False  # export the run's checkpoint to int8 TFLite and run it
+  activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
+  float_softmax: bool = False  # that export with the attention's mask and softmax in float32
+
+  def check_int8_numerics(self):
+    """--activation_quantization and --float_softmax each refine the flag before them."""
+    if self.activation_quantization and not self.use_post_quantization:
+      raise cli.FlagError("--activation_quantization selects the numerics of the "
+                          "--use_post_quantization export: add --use_post_quantization")
+    if self.float_softmax and not self.activation_quantization:
+      raise cli.FlagError("--float_softmax keeps the softmax of the --activation_quantization "
+                          "export in float32: add --use_post_quantization --activation_quantization")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScoredRunConfig(TFLiteRunConfig):
   """A kind that scores every checkpoint on a labelled split, picks the best, and can score a TFLite
   export of it (classification, tagging): these flags mean the same in each."""
   do_eval: bool = False
   do_test: bool = False  # the release's: --do_eval scores the (labelled) test split instead of dev
   eval_batch_size: int = 8
-  lite_model_path: Optional[str] = None  # score the eval split with this TFLite model
-  use_post_quantization: bool = False  # export the scored checkpoint to int8 TFLite and score it
-  activation_quantization: bool = False  # that export full-integer (int8 activations), calibrated
-  float_softmax: bool = False  # that export with the attention's mask and softmax in float32
 
   def check_scored_run(self, *required):
     """The checks of a scored kind's run: check_scoring, the `required` flags with the vocabulary and
@@ -123,12 +138,7 @@ class ScoredRunConfig(FinetuneRunConfig):
                           "--do_eval")
     if not 0 <= self.warmup_proportion < 1:
       raise cli.FlagError(f"--warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
-    if self.activation_quantization and not self.use_post_quantization:
-      raise cli.FlagError("--activation_quantization selects the numerics of the "
-                          "--use_post_quantization export: add --use_post_quantization")
-    if self.float_softmax and not self.activation_quantization:
-      raise cli.FlagError("--float_softmax keeps the softmax of the --activation_quantization "
-                          "export in float32: add --use_post_quantization --activation_quantization")
+    self.check_int8_numerics()
 
 
 def default(config_class, name):

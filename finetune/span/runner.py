@@ -18,7 +18,7 @@ from absl import logging
 from finetune import cmrc2018_evaluate
 from finetune.core import model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
-from finetune.core.run_config import FinetuneRunConfig
+from finetune.core.run_config import TFLiteRunConfig
 from finetune.span import data as span_data
 from finetune.span import features as span_features
 from finetune.span import head as head_lib
@@ -32,7 +32,7 @@ EVAL_RESULTS = "eval_results.json"
 
 
 @dataclasses.dataclass(kw_only=True)
-class SpanRunConfig(FinetuneRunConfig):
+class SpanRunConfig(TFLiteRunConfig):
   """Everything one run needs (each field is the run_cmrc2018 flag of the same name)."""
   train_file: Optional[str] = None
   predict_file: Optional[str] = None
@@ -45,10 +45,6 @@ class SpanRunConfig(FinetuneRunConfig):
   n_best_size: int = 20
   max_answer_length: int = 30
   export_dir: Optional[str] = None  # SavedModel, model_float.tflite (+ model_quant.tflite) written here
-  lite_model_path: Optional[str] = None  # predict with this TFLite model (or: where the int8 export goes)
-  use_post_quantization: bool = False  # export the predicted checkpoint to int8 TFLite
-  activation_quantization: bool = False  # that export full-integer, calibrated on 100 train features
-  float_softmax: bool = False  # that export with the attention's mask and softmax in float32
 
   def validate(self):
     if not (self.do_train or self.do_predict or self.export_dir):
@@ -76,15 +72,10 @@ class SpanRunConfig(FinetuneRunConfig):
     if self.use_post_quantization and not (self.do_predict or self.export_dir):
       raise cli.FlagError("--use_post_quantization exports the predicted checkpoint to int8 TFLite "
                           "and predicts with it: add --do_predict and/or --export_dir")
-    if self.activation_quantization and not self.use_post_quantization:
-      raise cli.FlagError("--activation_quantization selects the numerics of the "
-                          "--use_post_quantization export: add --use_post_quantization")
+    self.check_int8_numerics()
     if self.activation_quantization and not self.train_file:
       raise cli.FlagError("--activation_quantization calibrates on the first 100 features of "
                           "--train_file: give it")
-    if self.float_softmax and not self.activation_quantization:
-      raise cli.FlagError("--float_softmax keeps the softmax of the --activation_quantization "
-                          "export in float32: add --use_post_quantization --activation_quantization")
 
 
 class RunReport(NamedTuple):

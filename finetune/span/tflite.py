@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 
 from finetune import cmrc2018_evaluate
+from finetune.classification import tflite as classification_tflite
 from finetune.span import postprocess as span_postprocess
 from mobilebert import atomic_io
 from mobilebert.export import graph
@@ -31,14 +32,6 @@ DEFAULT_MODEL_NAME = "model.int8.tflite"  # --use_post_quantization without --ex
 PREDICTIONS = ("predictions_tflite.json", "nbest_predictions_tflite.json")
 RESULTS_FILE = "eval_results_tflite.json"
 OUTPUTS = ("start_logits", "end_logits")
-
-
-def int8_variant(config):
-  """The TFLite variant --use_post_quantization exports: dynamic-range int8, full-integer with
-  --activation_quantization, int8 but for the attention softmax with --float_softmax."""
-  if not config.activation_quantization:
-    return "dynamic_int8"
-  return "int8_float_softmax" if config.float_softmax else "full_int8"
 
 
 def quantized_model_path(config):
@@ -61,20 +54,16 @@ def export(config, bert_config, checkpoint, calibration_records=None):
     saved_model.export_saved_model(bert_config, checkpoint, path, seq_length=config.max_seq_length,
                                    overwrite=True)
     logging.info("wrote SavedModel %s from %s", path, checkpoint)
-    _export_tflite(bert_config, checkpoint, os.path.join(config.export_dir, FLOAT_MODEL), "float32",
-                   config.max_seq_length)
+    path = os.path.join(config.export_dir, FLOAT_MODEL)
+    result = tflite.export_tflite(bert_config, checkpoint, path, "float32",
+                                  seq_length=config.max_seq_length, overwrite=True)
+    logging.info("wrote float32 %s (%d bytes) from %s", path, result.size, checkpoint)
   if not config.use_post_quantization:
     return None
-  path = quantized_model_path(config)
-  _export_tflite(bert_config, checkpoint, path, int8_variant(config), config.max_seq_length,
-                 calibration_records if config.activation_quantization else None)
-  return path
-
-
-def _export_tflite(bert_config, checkpoint, path, variant, seq_length, calibration_records=None):
-  result = tflite.export_tflite(bert_config, checkpoint, path, variant, seq_length=seq_length,
-                                representative_tfrecords=calibration_records, overwrite=True)
-  logging.info("wrote %s %s (%d bytes) from %s", variant, path, result.size, checkpoint)
+  # The classifier's and tagger's int8 export: dynamic-range, or calibrated with the flags' numerics.
+  return classification_tflite.quantize(
+      bert_config, checkpoint, quantized_model_path(config), config.max_seq_length,
+      calibration_records if config.activation_quantization else None, config.float_softmax)
 
 
 def predict(lite_model_path, features, batch_size=32):
