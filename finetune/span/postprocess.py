@@ -105,10 +105,11 @@ def write_json(path, obj):
   atomic_io.write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
-def write_predictions(output_dir, predictions, nbest):
-  """Writes predictions.json and nbest_predictions.json to `output_dir`; returns their paths."""
-  paths = (os.path.join(output_dir, "predictions.json"),
-           os.path.join(output_dir, "nbest_predictions.json"))
+def write_predictions(output_dir, predictions, nbest, suffix=""):
+  """Writes predictions{suffix}.json and nbest_predictions{suffix}.json to `output_dir` (suffix
+  "_tflite": a TFLite model's); returns their paths."""
+  paths = (os.path.join(output_dir, f"predictions{suffix}.json"),
+           os.path.join(output_dir, f"nbest_predictions{suffix}.json"))
   write_json(paths[0], predictions)
   write_json(paths[1], nbest)
   return paths

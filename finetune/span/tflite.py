@@ -29,7 +29,6 @@ SAVED_MODEL_DIR = "saved_model"
 FLOAT_MODEL = "model_float.tflite"
 QUANTIZED_MODEL = "model_quant.tflite"
 DEFAULT_MODEL_NAME = "model.int8.tflite"  # --use_post_quantization without --export_dir
-PREDICTIONS = ("predictions_tflite.json", "nbest_predictions_tflite.json")
 RESULTS_FILE = "eval_results_tflite.json"
 OUTPUTS = ("start_logits", "end_logits")
 
@@ -88,10 +87,9 @@ def predict_and_score(config, lite_model_path, examples, features, gold, float_s
   predictions, nbest = span_postprocess.make_predictions(
       examples, features, results, config.n_best_size, config.max_answer_length)
   output_dir = config.run.output_dir
-  for name, content in zip(PREDICTIONS, (predictions, nbest)):
-    span_postprocess.write_json(os.path.join(output_dir, name), content)
+  paths = span_postprocess.write_predictions(output_dir, predictions, nbest, suffix="_tflite")
   if gold is None:
-    logging.info("TFLite %s: predictions written to %s", lite_model_path, PREDICTIONS[0])
+    logging.info("TFLite %s: predictions written to %s", lite_model_path, paths[0])
     return None
   scores = cmrc2018_evaluate.result_to_dict(
       cmrc2018_evaluate.evaluate(gold, predictions, config.predict_file))
