@@ -60,6 +60,26 @@ def next_sentence_logits(config, pooled_output):
 
 
 TAGGING_SCOPE = "tagging"
+SPAN_SCOPE = "cls/squad"
+
+
+def _per_token_logits(sequence_output, num_outputs, initializer_range):
+  """[B, T, num_outputs] logits of a dense layer applied to every token, with the variables
+  `output_weights` [num_outputs, H] ([out, in], like the classifier's) and `output_bias` in the
+  current variable scope.
+
+  A plain matmul over [B*T, H] (reshaped with -1) rather than an einsum: the TFLite converter maps it
+  to one FULLY_CONNECTED op that int8 quantization handles, and no op is tied to the batch size (a
+  SHAPE of it stayed float32 in int8 exports)."""
+  _, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
+  output_weights = tf.get_variable(
+      "output_weights", [num_outputs, hidden_size],
+      initializer=layers.create_initializer(initializer_range))
+  output_bias = tf.get_variable("output_bias", [num_outputs], initializer=tf.zeros_initializer())
+  flat = tf.reshape(sequence_output, [-1, hidden_size])
+  logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
+  logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
+  return tf.reshape(logits, [-1, seq_length, num_outputs])
 
 
 def token_tagging_logits(sequence_output, num_tags, initializer_range=0.02):
@@ -72,21 +92,8 @@ def token_tagging_logits(sequence_output, num_tags, initializer_range=0.02):
     sequence_output: [B, T, H].
     num_tags: L.
   """
-  _, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
   with tf.variable_scope(TAGGING_SCOPE):
-    output_weights = tf.get_variable(
-        "output_weights", [num_tags, hidden_size],
-        initializer=layers.create_initializer(initializer_range))
-    output_bias = tf.get_variable("output_bias", [num_tags], initializer=tf.zeros_initializer())
-    # A plain matmul over [B*T, H] rather than an einsum: the TFLite converter maps it to one
-    # FULLY_CONNECTED op that int8 quantization handles.
-    flat = tf.reshape(sequence_output, [-1, hidden_size])
-    logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
-    logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
-    return tf.reshape(logits, [-1, seq_length, num_tags])  # no op tied to the batch size
-
-
-SPAN_SCOPE = "cls/squad"
+    return _per_token_logits(sequence_output, num_tags, initializer_range)
 
 
 def span_logits(sequence_output, initializer_range=0.02):
@@ -100,15 +107,7 @@ def span_logits(sequence_output, initializer_range=0.02):
   Returns:
     (logits [B, T, 2], start_logits [B, T], end_logits [B, T]).
   """
-  _, seq_length, hidden_size = layers.get_shape_list(sequence_output, expected_rank=3)
   with tf.variable_scope(SPAN_SCOPE):
-    output_weights = tf.get_variable(
-        "output_weights", [2, hidden_size], initializer=layers.create_initializer(initializer_range))
-    output_bias = tf.get_variable("output_bias", [2], initializer=tf.zeros_initializer())
-  # [B*T, H] with -1, as the tagger: one FULLY_CONNECTED in TFLite and no shape tied to the batch.
-  flat = tf.reshape(sequence_output, [-1, hidden_size])
-  logits = tf.matmul(flat, tf.cast(output_weights, flat.dtype), transpose_b=True)
-  logits = tf.nn.bias_add(logits, tf.cast(output_bias, flat.dtype))
-  logits = tf.reshape(logits, [-1, seq_length, 2])
+    logits = _per_token_logits(sequence_output, 2, initializer_range)
   by_end = tf.transpose(logits, [2, 0, 1])  # [2, B, T]
   return logits, by_end[0], by_end[1]
