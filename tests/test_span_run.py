@@ -278,3 +278,23 @@ def test_same_seed_gives_the_same_weights_and_a_resumed_run_ends_the_same(tmp_pa
   for other in (fine_tune("second"), fine_tune("resumed")):
     assert sorted(other) == sorted(first)
     assert not [n for n in first if not (first[n] == other[n]).all()]
+
+
+def test_a_tflite_model_without_span_logits_is_refused_in_one_line(tmp_path):
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import export_helpers  # pylint: disable=g-import-not-at-top
+  from mobilebert.export import tflite  # pylint: disable=g-import-not-at-top
+  config, _, checkpoint, _ = export_helpers.golden("tiny_student_f2")  # no span head
+  lite_path = str(tmp_path / "encoder.tflite")
+  tflite.export_tflite(config, checkpoint, lite_path, "float32", seq_length=64)
+  data = _slice(TRIAL, 1, str(tmp_path / "trial1.json"))
+  result = subprocess.run(
+      [sys.executable, "-m", "finetune.run_cmrc2018", f"--vocab_file={assets.chinese_vocab_file()}",
+       f"--bert_config_file={TINY_CONFIG}", "--do_predict", f"--predict_file={data}",
+       "--max_seq_length=64", "--max_query_length=16", f"--output_dir={tmp_path / 'out'}",
+       f"--lite_model_path={lite_path}"],
+      capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
+  assert result.returncode == cli.EXIT_USER_ERROR and "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("run_cmrc2018: error: --lite_model_path ") and \
+      "no ['start_logits', 'end_logits'] output" in last and "fine-tuned by run_cmrc2018" in last
