@@ -64,3 +64,7 @@ def define_run_flags():
                enum_values=["float32", "bfloat16", "float16"])
   _define_once("integer", "rand_seed", 12345, "Graph-level random seed (initialization, dropout, "
                "shuffling).")
+  _define_once("bool", "allow_changed_settings", False,
+               "Resume a run in --output_dir with other training settings (learning rate, steps, "
+               "batch, data, seed, ...) than it started with: logged and recorded in its "
+               "run_settings.json. Without it such a rerun stops (mobilebert/resume_settings.py).")

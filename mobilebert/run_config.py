@@ -41,6 +41,7 @@ class RunSettings:
   num_gpus: int = 0
   precision: str = "float32"
   rand_seed: Optional[int] = 12345
+  allow_changed_settings: bool = False  # resume under other training settings (resume_settings.py)
   # Explicit replica devices for MirroredStrategy, e.g. ("/cpu:0", "/cpu:1") to test replication on a
   # machine without GPUs (CPU devices beyond the first are virtual). Not a flag; None uses --num_gpus.
   devices: Optional[tuple] = None
@@ -65,6 +66,17 @@ def multi_worker_count():
   config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
   cluster = config.get("cluster", {})
   return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def is_chief():
+  """True unless TF_CONFIG makes this process a worker other than the chief (or worker 0 without
+  one), or a parameter server / evaluator: the process that writes a run's own files."""
+  config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+  task = config.get("task") or {}
+  kind, index = task.get("type"), int(task.get("index", 0))
+  if kind in (None, "chief"):
+    return True
+  return kind == "worker" and index == 0 and not config.get("cluster", {}).get("chief")
 
 
 class Runner:

@@ -7,6 +7,7 @@ compare, inconsistent step counts, and data files whose features have other leng
 """
 
 import dataclasses
+import os
 from typing import List, Optional
 
 import tensorflow.compat.v1 as tf
@@ -26,6 +27,13 @@ TEACHER_FLAGS = {"layer_wise_warmup": False, "attention_distill_factor": 0.0,
                  "distill_temperature": 1.0}
 TRANSFER_FACTOR_FLAGS = ("hidden_distill_factor", "attention_distill_factor", "beta_distill_factor",
                          "gamma_distill_factor")
+# Flags whose values define the trained weights, recorded as they are (resume_record adds the rest).
+RESUME_FLAGS = ("init_checkpoint", "max_seq_length", "max_predictions_per_seq", "first_max_seq_length",
+                "train_batch_size", "first_train_batch_size", "learning_rate", "num_train_steps",
+                "num_warmup_steps", "first_num_train_steps", "optimizer", "weight_decay_rate",
+                "layer_wise_warmup", "num_distill_steps", "lower_layer_lr_scale", "nsp",
+                "distill_ground_truth_ratio", "distill_temperature", "loss_scale",
+                *TRANSFER_FACTOR_FLAGS)
 
 
 class PretrainingFlagError(cli.FlagError):
@@ -83,6 +91,28 @@ class PretrainingSettings:
   def distills_in_main_round(self):
     """The main round uses the teacher's soft labels (the original drops the teacher at ratio 1)."""
     return self.bert_teacher_config is not None and self.distill_ground_truth_ratio != 1.0
+
+  def resume_record(self):
+    """What defines the trained weights, keyed by flag (mobilebert/resume_settings.py): a rerun in the
+    same --output_dir must give the same, or it would continue the checkpoints under other settings.
+    Data files by name (a moved data directory is the same data); configs by their contents."""
+    def names(files):
+      return [os.path.basename(f) for f in files] if files else None
+    record = {f"--{name}": getattr(self, name) for name in RESUME_FLAGS}
+    record.update({
+        "--bert_config_file": self.bert_config.to_dict(),
+        "--bert_teacher_config_file": (self.bert_teacher_config.to_dict()
+                                       if self.bert_teacher_config else None),
+        "--input_file": names(self.input_files),
+        "--first_input_file": names(self.first_input_files),
+        "--layer_wise_warmup_schedule": progressive.schedule_name(self.layer_wise_warmup_schedule,
+                                                                  self.optimizer),
+        "--rand_seed": self.run.rand_seed,
+        "--precision": self.run.precision,
+    })
+    if self.run.precision != "float16":
+      del record["--loss_scale"]  # only float16 scales the loss
+    return record
 
   # -- checks ----------------------------------------------------------------------------------------
   def validate(self):

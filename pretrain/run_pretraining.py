@@ -6,7 +6,7 @@
 
 The flags are those of the original script (run_scripts/run_pretraining.sh passes the release's),
 plus --nsp, --layer_wise_warmup_schedule, --lower_layer_lr_scale, --eval_input_file, --num_gpus,
---precision and --loss_scale.
+--precision, --loss_scale and --allow_changed_settings.
 This module only turns flags into a checked PretrainingSettings; pretrain/schedule.py runs it.
 See pretrain/README.md.
 """

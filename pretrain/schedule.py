@@ -20,6 +20,7 @@ import tensorflow.compat.v1 as tf
 from mobilebert import checkpoint_resume
 from mobilebert import cli
 from mobilebert import input_pipeline
+from mobilebert import resume_settings
 from mobilebert import run_config
 from mobilebert.run_config import Runner
 from pretrain import distillation
@@ -161,6 +162,10 @@ def train(settings):
     # Before any step is read from a directory: an unreadable newest checkpoint is moved aside.
     checkpoint_resume.recover_latest(directory)
   check_resumable(settings, phases)
+  resume_settings.check_or_record(
+      settings.run.output_dir, settings.resume_record(),
+      allow_changes=settings.run.allow_changed_settings, writes=run_config.is_chief(),
+      phase_dirs=[WARMUP_SUBDIR] if settings.layer_wise_warmup else [])
   if current_phase(phases)[0] is None:
     tf.logging.info("All phases finished already (main round at step %d)", settings.num_train_steps)
   record_counts = _scan_unfinished(phases)

@@ -22,7 +22,7 @@ from finetune.classification.runner import ClassifierRunConfig
 from finetune.classification.runner import run as run_classifier
 from finetune.span.runner import SpanRunConfig
 from finetune.span.runner import run as run_squad
-from mobilebert import assets, checkpoint, checkpoint_resume, modeling
+from mobilebert import assets, checkpoint, checkpoint_resume, modeling, resume_settings
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 from pretrain import schedule
@@ -113,8 +113,13 @@ def test_pretraining_into_an_output_dir_of_another_model_stops_before_training(d
   out = tmp_path / "out"
   assert schedule.train(settings_for(_pretrain_argv(data, out, STUDENT_CONFIG))) == 1
   before = _checkpoints(out)
-  with pytest.raises(checkpoint.CheckpointError) as error:
+  # The run's record of its settings stops it first (test_resume_settings.py); past that, or in a
+  # directory without a record, the checkpoint itself is checked against the graph.
+  with pytest.raises(resume_settings.ChangedSettingsError, match="--bert_config_file \\("):
     schedule.train(settings_for(_pretrain_argv(data, out, TEACHER_CONFIG, "--num_train_steps=2")))
+  with pytest.raises(checkpoint.CheckpointError) as error:
+    schedule.train(settings_for(_pretrain_argv(data, out, TEACHER_CONFIG, "--num_train_steps=2",
+                                               "--allow_changed_settings")))
   message = _one_line_error(error)
   assert message.startswith(f"{out} holds checkpoints of another model: in {out}/model.ckpt-1, ")
   assert "has shape [32, 32] there but [64, 64] in the graph" in message
@@ -128,13 +133,13 @@ def test_pretraining_resumes_from_the_newest_readable_checkpoint(data, tmp_path,
   _truncate(out / "model.ckpt-2.data-00000-of-00001")
   broken = (out / "model.ckpt-2.data-00000-of-00001").read_bytes()
   assert schedule.train(settings_for(_pretrain_argv(data, out, STUDENT_CONFIG,
-                                                    "--num_train_steps=3"))) == 3
+                                                    "--num_train_steps=2"))) == 2
   assert f"{out}/model.ckpt-2: cannot read" in logs.text and "Read less bytes than requested" in logs.text
   assert f"resuming from {out}/model.ckpt-1, the newest readable checkpoint" in logs.text
   # The broken files are kept, under a name no tool reads as a checkpoint of the run.
   moved = out / checkpoint_resume.UNREADABLE_DIR
   assert (moved / "model.ckpt-2.data-00000-of-00001").read_bytes() == broken
-  assert tf.train.latest_checkpoint(str(out)) == f"{out}/model.ckpt-3"
+  assert tf.train.latest_checkpoint(str(out)) == f"{out}/model.ckpt-2"
   checkpoint.check_readable(str(out / "model.ckpt-2"))  # written again by the resumed run
 
 
@@ -196,14 +201,16 @@ def test_resume_falls_back_past_a_missing_or_unlisted_broken_checkpoint(tmp_path
 
 # Fine-tuning: run_classifier and run_cmrc2018 (in-process through the runners they call).
 
-def _classifier(tmp_path, config, init=None, steps=1, do_train=True, **kwargs):
+def _classifier(tmp_path, config, init=None, steps=1, do_train=True, allow_changed_settings=False,
+                **kwargs):
   return ClassifierRunConfig(
       task_name="chnsenticorp", data_dir=str(ROOT / "tests" / "fixtures" / "classifier" /
                                              "chnsenticorp"),
       vocab_file=assets.chinese_vocab_file(), bert_config_file=config, init_checkpoint=init,
       max_seq_length=16, do_train=do_train, train_batch_size=2, num_train_steps=steps,
       run=RunSettings(output_dir=str(tmp_path / "out"), save_checkpoints_steps=1,
-                      iterations_per_loop=1), **kwargs)
+                      iterations_per_loop=1, allow_changed_settings=allow_changed_settings),
+      **kwargs)
 
 
 def test_classifier_refuses_a_checkpoint_of_another_architecture(tmp_path, zh_init, logs):
@@ -229,8 +236,10 @@ def test_classifier_from_a_truncated_init_checkpoint_names_it(tmp_path, zh_init)
 def test_classifier_into_an_output_dir_of_another_model_stops_before_training(tmp_path, zh_init):
   run_classifier(_classifier(tmp_path, STUDENT_ZH, zh_init))
   before = _checkpoints(tmp_path / "out")
-  with pytest.raises(checkpoint.CheckpointError) as error:
+  with pytest.raises(resume_settings.ChangedSettingsError, match="--bert_config_file \\("):
     run_classifier(_classifier(tmp_path, BERT_ZH, steps=2))
+  with pytest.raises(checkpoint.CheckpointError) as error:
+    run_classifier(_classifier(tmp_path, BERT_ZH, steps=2, allow_changed_settings=True))
   message = _one_line_error(error)
   assert message.startswith(f"{tmp_path}/out holds checkpoints of another model: ")
   assert _checkpoints(tmp_path / "out") == before
@@ -244,10 +253,11 @@ def test_classifier_resumes_past_a_truncated_latest_checkpoint(tmp_path, zh_init
   run_classifier(_classifier(tmp_path, STUDENT_ZH, zh_init, steps=2))
   out = tmp_path / "out"
   _truncate(out / "model.ckpt-2.data-00000-of-00001")
-  assert run_classifier(_classifier(tmp_path, STUDENT_ZH, zh_init, steps=3)).num_train_steps == 3
+  assert run_classifier(_classifier(tmp_path, STUDENT_ZH, zh_init, steps=2)).num_train_steps == 2
   assert f"resuming from {out}/model.ckpt-1" in logs.text
   assert (out / checkpoint_resume.UNREADABLE_DIR / "model.ckpt-2.index").exists()
-  assert tf.train.latest_checkpoint(str(out)) == f"{out}/model.ckpt-3"
+  assert tf.train.latest_checkpoint(str(out)) == f"{out}/model.ckpt-2"
+  checkpoint.check_readable(str(out / "model.ckpt-2"))  # written again by the resumed run
 
 
 @pytest.fixture(name="cmrc_file", scope="module")
@@ -260,13 +270,13 @@ def fixture_cmrc_file(tmp_path_factory):
   return str(path)
 
 
-def _squad(tmp_path, train_file, config, init=None, steps=1):
+def _squad(tmp_path, train_file, config, init=None, steps=1, allow_changed_settings=False):
   return SpanRunConfig(
       vocab_file=assets.chinese_vocab_file(), bert_config_file=config, init_checkpoint=init,
       train_file=train_file, do_train=True, max_seq_length=64, max_query_length=16, doc_stride=32,
       train_batch_size=2, num_train_steps=steps,
       run=RunSettings(output_dir=str(tmp_path / "out"), save_checkpoints_steps=1,
-                      iterations_per_loop=1))
+                      iterations_per_loop=1, allow_changed_settings=allow_changed_settings))
 
 
 def test_cmrc2018_refuses_a_checkpoint_of_another_architecture(tmp_path, cmrc_file, zh_init):
@@ -279,9 +289,11 @@ def test_cmrc2018_refuses_a_checkpoint_of_another_architecture(tmp_path, cmrc_fi
 def test_cmrc2018_into_an_output_dir_of_another_model_stops_before_training(tmp_path, cmrc_file,
                                                                             zh_init):
   run_squad(_squad(tmp_path, cmrc_file, STUDENT_ZH, zh_init))
+  with pytest.raises(resume_settings.ChangedSettingsError, match="--bert_config_file \\("):
+    run_squad(_squad(tmp_path, cmrc_file, BERT_ZH, steps=2))
   with pytest.raises(checkpoint.CheckpointError, match=(
       rf"^{tmp_path}/out holds checkpoints of another model: in {tmp_path}/out/model.ckpt-1, ")):
-    run_squad(_squad(tmp_path, cmrc_file, BERT_ZH, steps=2))
+    run_squad(_squad(tmp_path, cmrc_file, BERT_ZH, steps=2, allow_changed_settings=True))
 
 
 # Export and fill-mask (their command lines; both load strictly, with no skipping).

@@ -74,6 +74,24 @@ class FinetuneRunConfig:
     steps = max(steps, 1)
     return steps, int(steps * self.warmup_proportion)
 
+  def resume_record(self, train_records_key, num_train_steps):
+    """What defines the fine-tuned weights, keyed by flag (mobilebert/resume_settings.py). The
+    training data is the key of its feature cache: the data, vocabulary, lengths and whatever else
+    changes the records (finetune/core/records.py)."""
+    record = {f"--{name}": getattr(self, name) for name in (
+        "init_checkpoint", "train_batch_size", "learning_rate", "warmup_proportion", "optimizer",
+        "weight_decay_rate", "use_quantized_training")}
+    record.update({
+        "--bert_config_file": BertConfig.from_json_file(self.bert_config_file).to_dict(),
+        "--num_train_steps (or --num_train_epochs)": num_train_steps,
+        "the training data (its feature cache key)": train_records_key,
+        "--rand_seed": self.run.rand_seed,
+        "--precision": self.run.precision,
+    })
+    record.update({f"--{name}": value
+                   for name, value in dataclasses.asdict(self.distillation).items()})
+    return record
+
   def encoder_settings(self, bert_config):
     return EncoderSettings(
         bert_config=bert_config, use_one_hot_embeddings=self.run.use_tpu, use_einsum=self.use_einsum,

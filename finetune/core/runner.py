@@ -2,7 +2,7 @@
 (resumable, with progress), prediction over padded static-shape batches, the checkpoint to predict with.
 
 A kind's runner (classification/runner.py, span/runner.py) calls these in order: `prepare`, featurize
-through finetune/core/records.py, `train`, then `predict_records` with `predict_checkpoint`, and scores
+through finetune/core/records.py, `check_resume` (before it writes to --output_dir), `train`, then `predict_records` with `predict_checkpoint`, and scores
 and writes its own results.
 """
 
@@ -12,9 +12,9 @@ import tensorflow.compat.v1 as tf
 
 from finetune.core import checkpoint_scoring
 from finetune.core import records as records_lib
-from mobilebert import atomic_io, cli, input_pipeline
+from mobilebert import atomic_io, cli, input_pipeline, resume_settings
 from mobilebert.config import BertConfig
-from mobilebert.run_config import ProgressHook, resume_step
+from mobilebert.run_config import ProgressHook, is_chief, resume_step
 from mobilebert.tokenization import FullTokenizer
 
 
@@ -50,8 +50,18 @@ def prepare(config, outputs, inputs):
   return bert_config, FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
 
 
+def check_resume(config, records_key, num_train_steps):
+  """Before a training run writes anything to --output_dir: a run that has checkpoints there resumes
+  only under the settings it started with; a new one records them (mobilebert/resume_settings.py)."""
+  resume_step(config.run.output_dir)  # an unreadable newest checkpoint is set aside first
+  resume_settings.check_or_record(
+      config.run.output_dir, config.resume_record(records_key, num_train_steps),
+      allow_changes=config.run.allow_changed_settings, writes=is_chief())
+
+
 def train(runner, config, records_path, spec, num_records, num_train_steps, saving_listeners=None):
-  """Trains to `num_train_steps` on cached records; a resumed run continues the same data order."""
+  """Trains to `num_train_steps` on cached records (after check_resume); a resumed run continues the
+  same data order."""
   start_example = input_pipeline.start_example(resume_step(config.run.output_dir), 0,
                                                config.train_batch_size)
   input_fn = records_lib.input_fn_builder(records_path, spec, is_training=True,

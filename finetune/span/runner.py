@@ -134,6 +134,7 @@ def run(config):
     train_records = records_for(config.train_file, True, make_train_features)
   if config.do_train:
     num_train_steps, num_warmup_steps = config.train_steps(train_records.num_features)
+    runner_lib.check_resume(config, train_records.key, num_train_steps)
 
   runner = Runner(config.run, model_fn_builder(config.encoder_settings(bert_config),
                                                head_lib.head(bert_config),

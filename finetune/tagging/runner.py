@@ -123,6 +123,7 @@ def run(config):
   if config.do_train:
     train_split = featurize("train")
     num_train_steps, num_warmup_steps = config.train_steps(train_split.num_examples)
+    runner_lib.check_resume(config, train_split.key, num_train_steps)
   split_name = "test" if config.do_test else "dev"
   eval_split = featurize(split_name) if config.do_eval else None  # a bad dev file stops us early
   scores_checkpoints = config.do_eval and not (config.lite_model_path and
