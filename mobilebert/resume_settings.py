@@ -127,7 +127,7 @@ def _checkpoint_steps(model_dir, phase_dirs):
   """{directory relative to model_dir: its newest checkpoint's step} of those holding one."""
   steps = {}
   for name in (".", *phase_dirs):
-    directory = os.path.normpath(os.path.join(model_dir, name))
+    directory = model_dir if name == "." else os.path.join(model_dir, name)  # gs:// keeps its "//"
     latest = tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
     if latest is not None:
       step = latest.rsplit("-", 1)[-1]
