@@ -54,9 +54,11 @@ def temporary_path(path):
 
 
 def is_internal(path):
-  """True for temporary files and manifests: never an input, whatever a glob matched."""
+  """True for temporary files and the tools' own records (`.mobilebert-*.json`: the manifest, the
+  scanned record counts): never an input, whatever a glob matched."""
   name = _split(path)[1]
-  return name == MANIFEST or bool(_TEMP.match(name) or _OLD_TEMP.match(name))
+  return (name.startswith(".mobilebert-") and bool(cli.BOOKKEEPING.match(name))) or \
+      bool(_TEMP.match(name) or _OLD_TEMP.match(name))
 
 
 def _process_is_dead(pid):

@@ -14,10 +14,15 @@ Standard library only, and TensorFlow-free at import, so the stand-alone metric 
 
 import contextlib
 import os
+import re
 import sys
 import traceback
 
 EXIT_USER_ERROR = 2
+# What a run writes about itself before its outputs: the outputs manifest and scanned record counts
+# (atomic_io, input_pipeline: `.mobilebert-*.json`) and the record of its settings
+# (resume_settings.FILE_NAME). A folder the run made holding only these is empty for the user.
+BOOKKEEPING = re.compile(r"^(\.mobilebert-[a-z-]+\.json|run_settings\.json)$")
 VERBOSE_FLAG = "--verbose"
 VERBOSE_HELP = "On a user error, print the traceback before the one-line message."
 
@@ -87,16 +92,18 @@ def _missing_ancestors(path):
 
 
 def _holds_no_file(path):
-  return all(not files for _, _, files in os.walk(path))
+  """True if nothing but the tools' bookkeeping (BOOKKEEPING) is under `path`."""
+  return all(BOOKKEEPING.match(name) for _, _, files in os.walk(path) for name in files)
 
 
 @contextlib.contextmanager
 def removing_output_dir_left_empty(path):
   """If the body fails, removes the directories of `path` this run created, when no file is in them.
 
-  A run that fails before writing anything leaves no empty output folder behind; a folder that existed
-  before the run, or that holds any file (a checkpoint, a feature cache), is left as it is. Remote
-  paths (gs://) have no empty folders to leave, so they are not touched.
+  A run that fails before writing anything leaves no empty output folder behind (the records it keeps
+  about itself, BOOKKEEPING, go with it); a folder that existed before the run, or that holds any other
+  file (a checkpoint, a feature cache), is left as it is. Remote paths (gs://) have no empty folders to
+  leave, so they are not touched.
   """
   created = [] if not path or "://" in path else _missing_ancestors(path)
   try:
@@ -105,7 +112,9 @@ def removing_output_dir_left_empty(path):
     # Outermost first: the highest directory this run created goes if nothing at all was written.
     for directory in reversed(created):
       if os.path.isdir(directory) and _holds_no_file(directory):
-        for root, dirs, _ in os.walk(directory, topdown=False):
+        for root, dirs, files in os.walk(directory, topdown=False):
+          for name in files:  # bookkeeping only (_holds_no_file)
+            os.remove(os.path.join(root, name))
           for name in dirs:
             os.rmdir(os.path.join(root, name))
         os.rmdir(directory)

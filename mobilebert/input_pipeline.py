@@ -3,7 +3,7 @@
 One place for what the pretraining and fine-tuning input_fns share:
 - `scan_records` reads every record of every file once (CRC of length and payload, and that the records
   fill the file exactly), returns the record counts, and raises one line naming the file and the
-  record on damage. tf.data alone would fail mid-training on a corrupted record, and end an epoch
+  record on damage; a run keeps the counts in its output_dir, so a restart reads only changed files. tf.data alone would fail mid-training on a corrupted record, and end an epoch
   early, without a word, on a file cut inside a record header.
 - `training_records` yields serialized records in an order that depends only on (seed, epoch): epoch
   e reads the files in an order drawn from (seed, e), interleaved deterministically, through a shuffle
@@ -16,12 +16,18 @@ One place for what the pretraining and fine-tuning input_fns share:
 """
 
 import contextlib
+import json
 import os
+import time
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import atomic_io
 from mobilebert import cli
 
+# Record counts of the files scan_records read whole, kept in a run's output_dir (scan_records).
+SCANNED_RECORDS = ".mobilebert-scanned-records.json"
+_SAVE_EVERY_SECONDS = 30.0
 # Per record on disk: 8-byte length, 4-byte CRC of the length, the payload, 4-byte CRC of the payload.
 _RECORD_OVERHEAD = 16
 _INT32_MAX = 2 ** 31 - 1
@@ -55,14 +61,51 @@ def _reason(error):
   return str(error.message).strip().splitlines()[-1]
 
 
-def scan_records(paths):
+def scan_records(paths, remember_in=None, writes=True):
   """Record count of each file in `paths` (a list), after reading every record of it.
 
+  remember_in: a directory (the run's output_dir) where the counts of the files read whole are kept
+    (SCANNED_RECORDS), keyed by path with the file's size and modification time: a rerun reads again
+    only the files that are new or changed since, instead of the whole data set at every restart.
+  writes: False on the workers of a multi-worker run other than the chief (they only read it).
   Raises:
     RecordError naming the file and the 0-based index of the first record that fails its CRC, is
     cut short, or is followed by bytes that are not a record.
   """
-  return [_count(path) for path in paths]
+  known = _read_scanned(remember_in) if remember_in else {}
+  counts, unsaved, saved_at = [], False, time.monotonic()
+  for path in paths:
+    stat = tf.io.gfile.stat(path)
+    signature = [stat.length, stat.mtime_nsec]
+    entry = known.get(path)
+    if entry is not None and entry.get("signature") == signature:
+      counts.append(entry["records"])
+      continue
+    counts.append(_count(path))
+    known[path] = {"signature": signature, "records": counts[-1]}
+    unsaved = True
+    if remember_in and writes and time.monotonic() - saved_at > _SAVE_EVERY_SECONDS:
+      _write_scanned(remember_in, known)  # a scan cut short keeps what it has read
+      unsaved, saved_at = False, time.monotonic()
+  if remember_in and writes and unsaved:
+    _write_scanned(remember_in, known)
+  return counts
+
+
+def _read_scanned(directory):
+  path = f"{directory.rstrip('/')}/{SCANNED_RECORDS}"
+  if not tf.io.gfile.exists(path):
+    return {}
+  try:
+    with tf.io.gfile.GFile(path, "r") as f:
+      known = json.loads(f.read())
+    return known if isinstance(known, dict) else {}
+  except (ValueError, UnicodeDecodeError):
+    return {}  # read the files again, and write it anew
+
+
+def _write_scanned(directory, known):
+  atomic_io.write_text(f"{directory.rstrip('/')}/{SCANNED_RECORDS}", json.dumps(known, indent=0))
 
 
 def check_record_count(path, expected):

@@ -75,14 +75,16 @@ def first_step(phases, phase):
   return earlier[-1] if earlier else 0
 
 
-def _scan_unfinished(phases):
+def _scan_unfinished(phases, output_dir):
   """Record counts of every file list an unfinished phase trains on, keyed by the tuple of paths.
-  Every record is read (CRC-checked) here, so damaged data stops the run before a phase starts."""
+  Every record is read (CRC-checked) here, so damaged data stops the run before a phase starts; the
+  counts are kept in output_dir, so a restart reads again only files changed since."""
   counts = {}
   for phase in phases:
     files = tuple(phase.input_files)
     if run_config.latest_step(phase.model_dir) < phase.end_step and files not in counts:
-      counts[files] = input_pipeline.scan_records(list(files))
+      counts[files] = input_pipeline.scan_records(list(files), remember_in=output_dir,
+                                                  writes=run_config.is_chief())
   return counts
 
 
@@ -168,7 +170,7 @@ def train(settings):
       phase_dirs=[WARMUP_SUBDIR] if settings.layer_wise_warmup else [])
   if current_phase(phases)[0] is None:
     tf.logging.info("All phases finished already (main round at step %d)", settings.num_train_steps)
-  record_counts = _scan_unfinished(phases)
+  record_counts = _scan_unfinished(phases, settings.run.output_dir)
   for phase in phases:
     step = run_config.latest_step(phase.model_dir)
     if step >= phase.end_step:

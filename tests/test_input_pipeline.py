@@ -97,6 +97,38 @@ def test_damage_found_during_training_is_one_line_naming_file_and_record(files):
   assert "\n" not in str(error.value)
 
 
+def test_a_rerun_reads_again_only_the_files_changed_since_the_last_scan(files, tmp_path,
+                                                                        monkeypatch):
+  """Pretraining keeps the counts in its output_dir: a restart does not read a large data set
+  again, but a file rewritten, cut or damaged since (other size or time) is read and named."""
+  output = tmp_path / "out"
+  output.mkdir()
+  read = []
+  count = input_pipeline._count  # pylint: disable=protected-access
+  monkeypatch.setattr(input_pipeline, "_count", lambda path: read.append(path) or count(path))
+  assert input_pipeline.scan_records(files, remember_in=str(output)) == [7, 5, 3]
+  assert read == files
+  read.clear()
+  assert input_pipeline.scan_records(files, remember_in=str(output)) == [7, 5, 3]
+  assert not read
+  _write(files[1], 100, 6)  # rewritten with another record count
+  os.utime(files[1], ns=(1, 1))  # and another time, whatever the clock's resolution
+  assert input_pipeline.scan_records(files, remember_in=str(output)) == [7, 6, 3]
+  assert read == [files[1]]
+  _truncate(files[2], 2 * (RECORD + 16) + 5)
+  with pytest.raises(RecordError, match=r"c\.tfrecord: 5 bytes after record 1"):
+    input_pipeline.scan_records(files, remember_in=str(output))
+  with pytest.raises(RecordError, match=r"c\.tfrecord: 5 bytes after record 1"):
+    input_pipeline.scan_records(files, remember_in=str(output))  # not remembered: read again
+
+
+def test_only_the_chief_keeps_the_scanned_counts(files, tmp_path):
+  assert input_pipeline.scan_records(files, remember_in=str(tmp_path), writes=False) == [7, 5, 3]
+  assert not (tmp_path / input_pipeline.SCANNED_RECORDS).exists()
+  input_pipeline.scan_records(files, remember_in=str(tmp_path))
+  assert (tmp_path / input_pipeline.SCANNED_RECORDS).exists()
+
+
 def test_fine_tuning_caches_are_checked_whole_before_use(tmp_path):
   path = _write(tmp_path / "cache.tf_record", 0, 6)
   for build in (classifier_features.input_fn_builder, span_records.input_fn_builder):

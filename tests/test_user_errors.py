@@ -83,6 +83,15 @@ def test_only_an_empty_folder_the_run_created_is_removed(tmp_path):
       (used / "cache.tfrecord").write_text("x")
       raise RuntimeError("failed late")
   assert (used / "cache.tfrecord").exists()  # a folder holding a file is kept
+  kept_only_bookkeeping = tmp_path / "bookkeeping"
+  with pytest.raises(RuntimeError):
+    with cli.removing_output_dir_left_empty(str(kept_only_bookkeeping / "out")):
+      (kept_only_bookkeeping / "out" / "warmup").mkdir(parents=True)
+      for name in ("run_settings.json", ".mobilebert-scanned-records.json"):
+        (kept_only_bookkeeping / "out" / name).write_text("{}")
+      (kept_only_bookkeeping / "out" / "warmup" / ".mobilebert-outputs.json").write_text("{}")
+      raise RuntimeError("failed after the run recorded its settings and data")
+  assert not kept_only_bookkeeping.exists()  # the run's records of itself go with its folder
 
 
 # --- run_classifier --------------------------------------------------------------------------------
