@@ -9,7 +9,8 @@
 - Inputs are never outputs: `check_spares_inputs` refuses an output that is an input, or a directory
   holding one (real paths, so symlinks count; gs:// paths compared as strings).
 - Ownership: a tool that replaces existing outputs records what it wrote in the directory's
-  `.mobilebert-outputs.json`; `--overwrite` replaces only what that tool recorded, never a foreign file.
+  `.mobilebert-outputs.json` (with each file's size and modification time); `--overwrite` replaces only
+  what that tool recorded, unchanged since, never a foreign file.
 """
 
 import contextlib
@@ -163,6 +164,20 @@ def _size(path):
   return None if tf.io.gfile.isdir(path) else tf.io.gfile.stat(path).length
 
 
+def _signature(path):
+  """[size, modification time] of a file; of a directory, those of every file under it by relative
+  path: any change to what the tool wrote, even one that keeps a file's size, changes it."""
+  if not tf.io.gfile.isdir(path):
+    stat = tf.io.gfile.stat(path)
+    return [stat.length, stat.mtime_nsec]
+  files = []
+  for root, _, names in tf.io.gfile.walk(path):
+    for name in names:
+      stat = tf.io.gfile.stat(f"{root}/{name}")
+      files.append([f"{root}/{name}"[len(path):], stat.length, stat.mtime_nsec])
+  return sorted(files)
+
+
 def _not_ours(path, tool):
   """Why `tool` may not replace the existing `path`, or None if it wrote it (as it is now)."""
   if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
@@ -173,7 +188,10 @@ def _not_ours(path, tool):
     return f"was not written by {tool} (not listed in {directory}/{MANIFEST})"
   if entry.get("tool") != tool:
     return f"was written by {entry.get('tool')}, not by {tool}"
-  if entry.get("size") != _size(path):
+  # Entries of earlier versions have the size alone.
+  changed = (entry["signature"] != _signature(path)) if "signature" in entry else \
+      entry.get("size") != _size(path)
+  if changed:
     return f"has changed since {tool} wrote it"
   return None
 
@@ -204,7 +222,7 @@ def record_outputs(paths, tool):
   for directory, entries in by_directory.items():
     manifest = _read_manifest(directory)
     for name, path in entries:
-      manifest[name] = {"tool": tool, "size": _size(path)}
+      manifest[name] = {"tool": tool, "size": _size(path), "signature": _signature(path)}
     write_atomically(f"{directory}/{MANIFEST}",
                      lambda tmp, m=manifest: _write_bytes(tmp, json.dumps(m, indent=1, sort_keys=True)))
 

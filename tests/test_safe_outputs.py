@@ -128,6 +128,35 @@ def test_data_tool_overwrite_replaces_only_its_own_files(tmp_path):
   assert mine.read_bytes() == b"mine"
 
 
+def test_an_edit_that_keeps_the_size_is_a_change_too(tmp_path):
+  """Ownership was recorded by size alone: a user's same-length edit of a tool's output was replaced."""
+  out = tmp_path / "out"
+  atomic_io.write_text(str(out / "report.txt"), "score 0.81\n", tool="tool")
+  atomic_io.check_replaceable([str(out / "report.txt")], "tool", True, "--output")  # unchanged
+  (out / "report.txt").write_text("score 0.18\n")  # same size, edited by hand
+  os.utime(out / "report.txt", ns=(1, 1))  # another time, whatever the clock's resolution
+  with pytest.raises(atomic_io.UnsafeOutputError, match="report.txt has changed since tool wrote it"):
+    atomic_io.check_replaceable([str(out / "report.txt")], "tool", True, "--output")
+  with atomic_io.staged(str(out / "export"), tool="tool") as temp:
+    os.makedirs(temp)
+    with open(os.path.join(temp, "vocab.txt"), "w", encoding="utf-8"):
+      pass
+  atomic_io.check_replaceable([str(out / "export")], "tool", True, "--output")
+  (out / "export" / "vocab.txt").write_text("")  # a file inside the folder rewritten, same size
+  os.utime(out / "export" / "vocab.txt", ns=(1, 1))
+  with pytest.raises(atomic_io.UnsafeOutputError, match="export has changed since tool wrote it"):
+    atomic_io.check_replaceable([str(out / "export")], "tool", True, "--output")
+
+
+def test_entries_of_earlier_manifests_are_compared_by_size(tmp_path):
+  (tmp_path / "a.txt").write_text("abc")
+  (tmp_path / atomic_io.MANIFEST).write_text(json.dumps({"a.txt": {"tool": "tool", "size": 3}}))
+  atomic_io.check_replaceable([str(tmp_path / "a.txt")], "tool", True, "--output")
+  (tmp_path / "a.txt").write_text("abcd")
+  with pytest.raises(atomic_io.UnsafeOutputError, match="has changed since tool wrote it"):
+    atomic_io.check_replaceable([str(tmp_path / "a.txt")], "tool", True, "--output")
+
+
 def test_killed_data_run_leaves_nothing_a_glob_reads(tmp_path):
   (tmp_path / "corpus.txt").write_text(TEXT, encoding="utf-8")
   (tmp_path / "out").mkdir()
