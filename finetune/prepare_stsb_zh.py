@@ -15,7 +15,7 @@ import json
 import os
 
 import tensorflow.compat.v1 as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 from mobilebert import atomic_io, cli
 
@@ -109,4 +109,4 @@ if __name__ == "__main__":
   flags.DEFINE_integer("dev_percent", _DEFAULTS["dev_percent"], "Share of sentence groups put in dev.")
   flags.DEFINE_string("seed", _DEFAULTS["seed"], "Salt of the group hash; the same salt, the same split.")
   flags.mark_flags_as_required(["input_dir", "output_dir"])
-  app.run(main)
+  cli.run_main(main, "prepare_stsb_zh")

@@ -16,7 +16,7 @@ import random
 from typing import NamedTuple
 
 import tensorflow.compat.v1 as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 from mobilebert import atomic_io
 from mobilebert import assets
@@ -111,4 +111,4 @@ if __name__ == "__main__":
   flags.DEFINE_integer("test_per_topic", 100, "Test sentences per topic.")
   flags.DEFINE_integer("seed", 12345, "Shuffling seed; the same seed gives the same files.")
   flags.mark_flag_as_required("output_dir")
-  app.run(main)
+  cli.run_main(main, "prepare_thucnews")

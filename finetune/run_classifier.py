@@ -17,7 +17,7 @@ finetune.classification.predict` needs (finetune/core/model_dir.py).
 
 import functools
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from finetune.classification.runner import ClassifierRunConfig, run
 from finetune.classification.tasks import TASK_TYPES, TASKS, GenericOptions
@@ -25,6 +25,7 @@ from finetune.classification.tasks.generic import EXTENSIONS
 from finetune.core import flags as finetune_flags
 from finetune.core import run_config
 from finetune.core import runner as runner_lib
+from mobilebert import cli
 
 # Flag defaults are the config's field defaults (written once, in ClassifierRunConfig).
 _DEFAULT = functools.partial(run_config.default, ClassifierRunConfig)
@@ -88,4 +89,4 @@ def main(argv):
 if __name__ == "__main__":
   # Required flags are checked by ClassifierRunConfig.validate, so a missing one is reported as one
   # line like every other user error.
-  app.run(main)
+  cli.run_main(main, "run_classifier")

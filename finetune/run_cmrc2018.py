@@ -21,7 +21,7 @@ questions into predictions_tflite.json, scored beside the checkpoint in eval_res
 --lite_model_path=F --do_predict predicts with an existing TFLite model.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 import functools
 
@@ -29,6 +29,7 @@ from finetune.core import flags as finetune_flags
 from finetune.core import run_config
 from finetune.core import runner as runner_lib
 from finetune.span.runner import SpanRunConfig, run
+from mobilebert import cli
 
 FLAGS = flags.FLAGS
 # Flag defaults are the config's field defaults (written once, in SpanRunConfig).
@@ -90,4 +91,4 @@ def main(argv):
 
 if __name__ == "__main__":
   # Required flags are checked by SpanRunConfig.validate (one line, like every other user error).
-  app.run(main)
+  cli.run_main(main, "run_cmrc2018")

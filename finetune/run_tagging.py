@@ -19,12 +19,13 @@ the test file is labelled), eval_results_tflite.txt.
 
 import functools
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from finetune.core import flags as finetune_flags
 from finetune.core import run_config, runner as runner_lib
 from finetune.tagging.formats import FORMATS
 from finetune.tagging.runner import TaggingRunConfig, run
+from mobilebert import cli
 
 # Flag defaults are the config's field defaults (written once, in TaggingRunConfig).
 _DEFAULT = functools.partial(run_config.default, TaggingRunConfig)
@@ -62,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main, "run_tagging")

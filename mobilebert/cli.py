@@ -7,7 +7,8 @@ entry point runs its work inside `reporting_user_errors(tool)`, which turns a Us
     <tool>: error: <message>
 
 on stderr and exit status 2 (what absl and argparse use for a bad command line). `--verbose` adds the
-traceback before that line. Any other exception is a bug and keeps Python's traceback and status 1.
+traceback before that line. Entry points start with `run_main(main, tool)`, which reports flags that do
+not parse in the same way. Any other exception is a bug and keeps Python's traceback and status 1.
 
 Standard library only, and TensorFlow-free at import, so the stand-alone metric script can use it too.
 """
@@ -48,6 +49,22 @@ def define_verbose_flag():
   from absl import flags  # pylint: disable=import-outside-toplevel
   if "verbose" not in flags.FLAGS:
     flags.DEFINE_bool("verbose", False, VERBOSE_HELP)
+
+
+def run_main(main, tool):
+  """absl's app.run(main), but a command line whose flags do not parse (an unknown flag, a value of
+  the wrong type or outside an enum) is a user error too: `<tool>: error: <absl's message>`, exit 2,
+  where absl prints `FATAL Flags parsing error` and exits 1. --helpshort and --helpfull work as ever."""
+  from absl import app, flags  # pylint: disable=import-outside-toplevel
+
+  def parse(argv):
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      sys.stderr.write(f"{tool}: error: {one_line(e)} (--helpshort lists the flags)\n")
+      sys.exit(EXIT_USER_ERROR)
+
+  return app.run(main, flags_parser=parse)
 
 
 def _verbose_from_flags():

@@ -11,7 +11,6 @@ through the masked-LM head (`cls/predictions/*`, which stripped and pretraining 
 import collections
 import json
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -154,4 +153,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["bert_config_file", "vocab_file", "init_checkpoint", "text"])
-  app.run(main)
+  cli.run_main(main, "fill_mask")

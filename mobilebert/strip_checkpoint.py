@@ -19,7 +19,6 @@ import fnmatch
 import json
 import os
 
-from absl import app
 from absl import flags
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -256,4 +255,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["input_checkpoint", "output_checkpoint"])
-  app.run(main)
+  cli.run_main(main, "strip_checkpoint")

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 
@@ -95,9 +94,9 @@ def config_table(config_dir):
 
 def main(argv):
   del argv
-  if bool(FLAGS.bert_config_file) == bool(FLAGS.config_dir):
-    raise app.UsageError("give exactly one of --bert_config_file or --config_dir")
   with cli.reporting_user_errors("summary"):
+    if bool(FLAGS.bert_config_file) == bool(FLAGS.config_dir):
+      raise cli.FlagError("give exactly one of --bert_config_file or --config_dir")
     if FLAGS.config_dir:
       print(config_table(FLAGS.config_dir))
       return 0
@@ -109,4 +108,4 @@ def main(argv):
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   tf.disable_eager_execution()
-  sys.exit(app.run(main))
+  sys.exit(cli.run_main(main, "summary"))

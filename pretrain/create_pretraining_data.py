@@ -78,4 +78,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["input_file", "output_file", "vocab_file"])
-  app.run(main)
+  cli.run_main(main, "create_pretraining_data")

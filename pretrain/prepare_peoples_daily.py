@@ -14,12 +14,12 @@ sentence per line, a blank line between documents.
 import os
 import random
 
-from absl import app
 from absl import flags
 from absl import logging
 
 import tensorflow.compat.v1 as tf
 
+from mobilebert import cli
 from pretrain import data_files
 
 FLAGS = flags.FLAGS
@@ -124,17 +124,15 @@ def _define_flags():
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
-  if not FLAGS.output_file:
-    raise app.UsageError("--output_file is required")
-  if not 0.0 <= FLAGS.heldout_fraction < 1.0:
-    raise app.UsageError(f"--heldout_fraction={FLAGS.heldout_fraction}: expected a value in [0, 1)")
-  if FLAGS.heldout_fraction > 0 and not FLAGS.heldout_file:
-    raise app.UsageError("--heldout_fraction > 0 needs --heldout_file")
-  try:
+  with cli.reporting_user_errors("prepare_peoples_daily"):
+    if not FLAGS.output_file:
+      raise cli.FlagError("--output_file is required")
+    if not 0.0 <= FLAGS.heldout_fraction < 1.0:
+      raise cli.FlagError(f"--heldout_fraction={FLAGS.heldout_fraction}: expected a value in [0, 1)")
+    if FLAGS.heldout_fraction > 0 and not FLAGS.heldout_file:
+      raise cli.FlagError("--heldout_fraction > 0 needs --heldout_file")
     convert(FLAGS.input_file, FLAGS.output_file, FLAGS.heldout_file, FLAGS.heldout_fraction,
             FLAGS.random_seed, FLAGS.max_lines, FLAGS.overwrite)
-  except data_files.DataFileError as e:
-    raise SystemExit(f"prepare_peoples_daily: error: {e}") from None
 
 
 def convert(input_file, output_file, heldout_file, heldout_fraction, seed, max_lines=0, overwrite=False):
@@ -162,4 +160,4 @@ def convert(input_file, output_file, heldout_file, heldout_fraction, seed, max_l
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run_main(main, "prepare_peoples_daily")

@@ -139,4 +139,4 @@ def main(_):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run_main(main, "run_pretraining.py")

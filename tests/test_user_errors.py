@@ -94,6 +94,44 @@ def test_only_an_empty_folder_the_run_created_is_removed(tmp_path):
   assert not kept_only_bookkeeping.exists()  # the run's records of itself go with its folder
 
 
+# Every entry point, by module, and the tool name its errors carry.
+ENTRY_POINTS = [
+    ("pretrain.run_pretraining", "run_pretraining.py"),
+    ("pretrain.create_pretraining_data", "create_pretraining_data"),
+    ("pretrain.prepare_peoples_daily", "prepare_peoples_daily"),
+    ("finetune.run_classifier", "run_classifier"), ("finetune.run_cmrc2018", "run_cmrc2018"),
+    ("finetune.run_tagging", "run_tagging"), ("finetune.prepare_thucnews", "prepare_thucnews"),
+    ("finetune.prepare_stsb_zh", "prepare_stsb_zh"),
+    ("finetune.tagging.prepare_peoples_daily_ner", "prepare_peoples_daily_ner"),
+    ("finetune.classification.predict", "classification.predict"),
+    ("finetune.span.predict", "span.predict"), ("finetune.tagging.predict", "tagging.predict"),
+    ("mobilebert.export", "export"), ("mobilebert.strip_checkpoint", "strip_checkpoint"),
+    ("mobilebert.fill_mask", "fill_mask"), ("mobilebert.summary", "summary"),
+]
+
+
+@pytest.mark.parametrize("module,tool", ENTRY_POINTS)
+def test_a_flag_that_does_not_parse_is_a_one_line_error(module, tool):
+  """absl alone printed `FATAL Flags parsing error: ...` and exited 1."""
+  result = _tool(["-m", module, "--no_such_flag=1"])
+  assert_one_line_error(result, tool, "Unknown command line flag 'no_such_flag'", "--helpshort")
+  assert "FATAL" not in result.stderr
+
+
+def test_a_flag_value_of_the_wrong_type_names_the_flag():
+  result = _tool(["-m", "finetune.run_classifier", "--max_seq_length=abc"])
+  assert_one_line_error(result, "run_classifier", "--max_seq_length=abc",
+                        "invalid literal for int()")
+  result = _tool(["-m", "pretrain.run_pretraining", "--optimizer=sgd"])
+  assert_one_line_error(result, "run_pretraining.py", "--optimizer=sgd", "<adamw|lamb>")
+
+
+def test_help_still_prints_the_flags():
+  result = _tool(["-m", "finetune.run_classifier", "--helpshort"])
+  assert result.returncode == 1  # absl's own exit status after help, as before
+  assert "--max_seq_length" in result.stdout and "error" not in result.stderr
+
+
 # --- run_classifier --------------------------------------------------------------------------------
 
 def _classifier_args(output, task="lcqmc", data_dir=CLASSIFIER_DATA / "lcqmc", *extra):

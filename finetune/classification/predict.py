@@ -13,7 +13,7 @@ score when the run scored its checkpoints, else the latest).
 from typing import NamedTuple
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from finetune.classification import features as classifier_features
 from finetune.classification.tasks.base import CLASSIFICATION, REGRESSION, InputExample
@@ -107,4 +107,4 @@ def main(argv):
 
 if __name__ == "__main__":
   predict_cli.define_flags()
-  app.run(main)
+  cli.run_main(main, "classification.predict")

@@ -13,7 +13,7 @@ its character offsets in the context and its probability within the n-best list.
 from typing import NamedTuple
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from finetune.core import model_dir as model_dir_lib, predict_cli
 from finetune.span import data as span_data
@@ -110,4 +110,4 @@ def main(argv):
 if __name__ == "__main__":
   predict_cli.define_flags()
   flags.DEFINE_integer("nbest", 3, "Candidates shown per question (the first is the answer).")
-  app.run(main)
+  cli.run_main(main, "span.predict")

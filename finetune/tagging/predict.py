@@ -11,7 +11,6 @@ surface string and a probability (the mean over its characters of the probabilit
 """
 
 import numpy as np
-from absl import app
 
 from finetune.core import model_dir as model_dir_lib, predict_cli
 from finetune.tagging import alignment, scoring
@@ -90,4 +89,4 @@ def main(argv):
 
 if __name__ == "__main__":
   predict_cli.define_flags()
-  app.run(main)
+  cli.run_main(main, "tagging.predict")

@@ -15,7 +15,7 @@ import json
 import os
 from typing import NamedTuple
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from finetune.tagging import formats
 from finetune.tagging import peoples_daily
@@ -124,4 +124,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run_main(main, "prepare_peoples_daily_ner")

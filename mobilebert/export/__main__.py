@@ -15,7 +15,6 @@ Every export is written under a temporary name, run on a few inputs and compared
 graph (tolerances in saved_model.py, tflite.py, hf.py), and only then renamed to --output.
 """
 
-from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 
@@ -110,4 +109,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["format", "bert_config_file", "init_checkpoint", "output"])
-  app.run(main)
+  cli.run_main(main, "export")
