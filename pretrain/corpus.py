@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from mobilebert import cli
+from mobilebert import text_encoding
 
 # Report this many undecodable lines per file one by one, then only count them.
 _MAX_REPORTED_BAD_LINES = 20
@@ -51,15 +52,9 @@ def read_documents(paths, encoding="utf-8", max_invalid_fraction=1.0):
   return Corpus(documents, num_sentences, num_invalid, list(paths))
 
 
-def _ascii_compatible(encoding):
-  # Such encodings (UTF-8, GBK, Big5, ...) never use the byte of "\n" inside a character, so a file
-  # can be split into lines before decoding and one bad line does not spoil the others.
-  return "\n".encode(encoding) == b"\n"
-
-
 def _decoded_lines(path, raw, encoding):
   """Yields (line number, text or None if the line does not decode, reason)."""
-  if not _ascii_compatible(encoding):
+  if not text_encoding.ascii_compatible(encoding):
     try:
       text = raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -78,7 +73,7 @@ def _read_file(path, encoding, max_invalid_fraction):
   """The documents of one file and its number of undecodable lines."""
   with tf.io.gfile.GFile(path, "rb") as f:
     raw = f.read()
-  nul = raw.find(b"\0") if _ascii_compatible(encoding) else -1
+  nul = raw.find(b"\0") if text_encoding.ascii_compatible(encoding) else -1
   if nul >= 0:
     raise CorpusError(f"--input_file: {path} is a binary file (NUL byte at offset {nul}), not text")
   documents = [[]]

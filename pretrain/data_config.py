@@ -4,12 +4,12 @@ Field names are the flags of the original `create_pretraining_data.py` plus the 
 names the flag and says what was expected.
 """
 
-import codecs
 import dataclasses
 import math
 import os
 
 from mobilebert import cli
+from mobilebert import text_encoding
 
 # How instances are cut from the text. `sentence_pair` is the original BERT tool: segments A and B, with
 # B a random document's text half of the time (next-sentence prediction). `contiguous` is RoBERTa's
@@ -80,7 +80,7 @@ class DataConfig:
     _check(0.0 <= self.max_unk_fraction <= 1.0, "max_unk_fraction", self.max_unk_fraction, "in [0, 1]")
     _check(0.0 <= self.max_invalid_line_fraction <= 1.0, "max_invalid_line_fraction",
            self.max_invalid_line_fraction, "in [0, 1]")
-    _check(_known_encoding(self.input_encoding), "input_encoding", self.input_encoding,
+    _check(text_encoding.known(self.input_encoding), "input_encoding", self.input_encoding,
            "a text encoding Python knows (e.g. utf-8, gbk, gb18030, big5, utf-16)")
     _check(self.max_predictions_per_seq >= 1, "max_predictions_per_seq", self.max_predictions_per_seq,
            "at least 1")
@@ -104,14 +104,6 @@ class DataConfig:
           f"gets round({self.max_seq_length} x {self.masked_lm_prob}) = {wanted} masked positions. "
           f"Set --max_predictions_per_seq to at least {wanted} (and pass the same value to "
           f"run_pretraining.py), or lower --masked_lm_prob to at most {highest_prob:.4f}.")
-
-
-def _known_encoding(name):
-  try:
-    codecs.lookup(name)
-  except LookupError:
-    return False
-  return True
 
 
 def _check(ok, flag, value, expected):

@@ -170,7 +170,7 @@ def test_csv_errors_name_file_and_row(tmp_path, content, fragment):
 def test_csv_that_is_not_utf8_names_the_line(tmp_path):
   (tmp_path / "train.csv").write_bytes("label,review\n1,好\n".encode("utf-8") + "0,坏\n".encode("gbk"))
   options = GenericOptions(data_format="csv", text_a_column="review", label_column="label")
-  with pytest.raises(BadRowError, match=r"train\.csv:3: not UTF-8 text"):
+  with pytest.raises(BadRowError, match=r"train\.csv:3: not utf-8 text .*; --input_encoding reads"):
     create_task("generic", str(tmp_path), generic_options=options).get_examples("train")
 
 

@@ -65,7 +65,7 @@ def test_structure_errors_name_the_place(tmp_path):
   with pytest.raises(span_data.SpanDataError, match="'data' list"):
     span_data.read_squad_json(str(bad))
   bad.write_text("{not json", encoding="utf-8")
-  with pytest.raises(span_data.SpanDataError, match="not UTF-8 JSON"):
+  with pytest.raises(span_data.SpanDataError, match="bad.json: not valid JSON"):
     span_data.read_squad_json(str(bad))
   with pytest.raises(span_data.SpanDataError, match=r"data\[0\]\.paragraphs\[0\].*'context'"):
     span_data.examples_from_dataset({"data": [{"paragraphs": [{"qas": []}]}]})

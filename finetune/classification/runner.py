@@ -118,7 +118,7 @@ def run(config):
                                               {"--data_dir": config.data_dir})
   label_file = os.path.join(output_dir, LABEL_FILE)
   task = create_task(config.task_name, config.data_dir, config.skip_bad_rows,
-                     config.generic._replace(label_file=label_file))
+                     config.generic._replace(label_file=label_file), config.input_encoding)
   check_label_list(output_dir, task)
   if config.distillation.enabled:  # the teacher's head must score the same classes in the same order
     check_label_list(config.distillation.teacher_dir(), task, "--teacher_init_checkpoint")

@@ -55,6 +55,9 @@ def define_common_flags(config_class, do_train_help):
          "Decoupled weight decay (not on biases or norms).")
   define("integer", "log_every_n_steps", default("log_every_n_steps"),
          "Log examples/s and ETA every this many steps.")
+  define("string", "input_encoding", default("input_encoding"),
+         "Encoding of the data files (train, dev, test, predict), e.g. gbk, gb18030 or big5 for data "
+         "that is not UTF-8.")
 
 
 def define_prediction_flags(config_class, predicted, predictions_file, keyed_by, best_by=None):

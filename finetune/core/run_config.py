@@ -14,6 +14,7 @@ from finetune.core import distillation_settings
 from finetune.core.distillation_settings import DistillationSettings
 from finetune.core.model import EncoderSettings, TrainSettings
 from mobilebert import cli
+from mobilebert import text_encoding
 from mobilebert.config import BertConfig
 from mobilebert.run_config import RunSettings
 
@@ -42,6 +43,7 @@ class FinetuneRunConfig:
   tfrecord_dir: Optional[str] = None  # feature cache; default output_dir
   predict_checkpoint: str = "latest"  # "latest" in output_dir, "best" (kinds that score) or a path
   log_every_n_steps: int = 100
+  input_encoding: str = text_encoding.DEFAULT  # of the data files (mobilebert/text_encoding.py)
   use_quantized_training: bool = False  # fake-quantized dense layers (mobilebert/quantization.py)
   distillation: DistillationSettings = DistillationSettings()  # a fine-tuned teacher (its own flags)
 
@@ -60,7 +62,10 @@ class FinetuneRunConfig:
         raise cli.FlagError(f"--{name} must be positive, got {getattr(self, name)}")
 
   def check_training(self):
-    """Checks of the training flags every kind has."""
+    """Checks of the training flags every kind has (and of --input_encoding, which every kind has)."""
+    if not text_encoding.known(self.input_encoding):
+      raise cli.FlagError(f"--input_encoding={self.input_encoding!r} is not an encoding Python knows "
+                          "(e.g. utf-8, gbk, gb18030, big5, utf-16)")
     if self.do_train and self.num_train_steps <= 0 and self.num_train_epochs <= 0:
       raise cli.FlagError("--num_train_epochs (or --num_train_steps) must be positive with --do_train")
     if self.use_quantized_training and self.run.precision != "float32":

@@ -19,6 +19,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from mobilebert import cli
+from mobilebert import text_encoding
 
 
 class SpanDataError(cli.DataError):
@@ -79,15 +80,15 @@ def _identity(text):
   return text
 
 
-def read_squad_json(path):
-  """The parsed JSON of a SQuAD-style file (any tf.io.gfile path), with its structure checked."""
+def read_squad_json(path, encoding=text_encoding.DEFAULT):
+  """The parsed JSON of a SQuAD-style file (any tf.io.gfile path) in `encoding`, its structure checked."""
   if not tf.io.gfile.exists(path):
     raise SpanDataError(f"data file not found: {path}")
-  with tf.io.gfile.GFile(path, "rb") as f:
-    try:
-      dataset = json.loads(f.read().decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as e:
-      raise SpanDataError(f"{path}: not UTF-8 JSON ({e})") from None
+  text = text_encoding.read_text(path, encoding, SpanDataError)
+  try:
+    dataset = json.loads(text)
+  except ValueError as e:
+    raise SpanDataError(f"{path}: not valid JSON ({e})") from None
   if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
     raise SpanDataError(f"{path}: expected a JSON object with a 'data' list (SQuAD-style)")
   return dataset
@@ -160,10 +161,10 @@ def examples_from_dataset(dataset, to_simplified=False, source="<data>", require
   return examples, problems
 
 
-def read_examples(path, to_simplified=False, require_answers=False):
+def read_examples(path, to_simplified=False, require_answers=False, encoding=text_encoding.DEFAULT):
   """Reads a SQuAD-style file into SquadExamples, logging every answer whose offset was wrong."""
-  examples, problems = examples_from_dataset(read_squad_json(path), to_simplified, source=path,
-                                             require_answers=require_answers)
+  examples, problems = examples_from_dataset(read_squad_json(path, encoding), to_simplified,
+                                             source=path, require_answers=require_answers)
   for problem in problems:
     logging.warning(
         "%s: question %s: answer_start %s points at %r, not at the answer %r; %s", path,

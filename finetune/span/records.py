@@ -13,6 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from finetune.core import records
 from mobilebert import cli
+from mobilebert import text_encoding
 
 # Bump when the record layout or the featurization changes, so old caches are never read.
 FEATURE_FORMAT_VERSION = 1
@@ -47,14 +48,18 @@ def serialize(feature, is_training):
   return records.serialize(feature_spec(len(feature.input_ids), is_training), values)
 
 
-def cache_key(data_file, vocab_file, do_lower_case, settings, to_simplified, is_training):
+def cache_key(data_file, vocab_file, do_lower_case, settings, to_simplified, is_training,
+              encoding=text_encoding.DEFAULT):
   """Hex digest of everything the records depend on."""
-  return records.digest({
+  parts = {
       "version": FEATURE_FORMAT_VERSION, "data_sha256": records.file_sha256(data_file),
       "vocab_sha256": records.file_sha256(vocab_file), "do_lower_case": bool(do_lower_case),
       "settings": list(settings), "to_simplified": bool(to_simplified),
       "is_training": bool(is_training),
-  })
+  }
+  if encoding != text_encoding.DEFAULT:  # keys of UTF-8 data stay as they were
+    parts["encoding"] = encoding
+  return records.digest(parts)
 
 
 def cached_records(name, key, cache_dir, make_features, is_training):

@@ -112,20 +112,21 @@ def run(config):
   # answers the metric cannot score) stops the run before hours of training, not after.
   predict_examples = gold = None
   if config.do_predict:
-    predict_examples, _ = span_data.read_examples(config.predict_file, config.convert_traditional)
+    predict_examples, _ = span_data.read_examples(config.predict_file, config.convert_traditional,
+                                                  encoding=config.input_encoding)
     if span_data.has_answers(predict_examples):
-      gold = span_data.read_squad_json(config.predict_file)
+      gold = span_data.read_squad_json(config.predict_file, config.input_encoding)
       cmrc2018_evaluate.gold_answers(gold, config.predict_file)
 
   def records_for(path, is_training, make_features):
     key = span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
-                                 config.convert_traditional, is_training)
+                                 config.convert_traditional, is_training, config.input_encoding)
     return span_records.cached_records(runner_lib.records_name(path), key, config.cache_dir,
                                        make_features, is_training)
 
   def make_train_features():
     examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
-                                          require_answers=True)
+                                          require_answers=True, encoding=config.input_encoding)
     return span_features.convert_examples(tokenizer, examples, settings, for_training=True)
 
   num_train_steps = num_warmup_steps = 0

@@ -14,7 +14,7 @@ from absl import logging
 
 from finetune.tagging import entities as entities_lib
 from finetune.tagging.entities import Entity, TaggedSentence
-from mobilebert import atomic_io, cli
+from mobilebert import atomic_io, cli, text_encoding
 
 FORMATS = ("conll", "jsonl")
 ENTITIES_KEY = "entities"
@@ -24,17 +24,12 @@ class TaggingFileError(cli.DataError):
   """A tagging file that is missing or not in its format; the message names the file and line."""
 
 
-def _lines(path):
-  """(1-based line number, text without the line end) of a UTF-8 file; a leading BOM is dropped."""
+def _lines(path, encoding):
+  """(1-based line number, text without the line end) of a text file in `encoding`
+  (mobilebert/text_encoding.py); a leading BOM is dropped."""
   if not tf.io.gfile.exists(path):
     raise TaggingFileError(f"data file not found: {path}")
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for number, raw in enumerate(f, start=1):
-      try:
-        text = raw.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise TaggingFileError(f"{path}:{number}: not UTF-8 text ({e})") from None
-      yield number, (text.lstrip("\ufeff") if number == 1 else text).rstrip("\n").rstrip("\r")
+  return text_encoding.iter_lines(path, encoding, TaggingFileError)
 
 
 def _sentence(guid, tokens, entities):
@@ -49,7 +44,7 @@ def _sentence(guid, tokens, entities):
   return TaggedSentence(guid, text, tuple(units), spans)
 
 
-def read_conll(path, require_labels=True):
+def read_conll(path, require_labels=True, encoding=text_encoding.DEFAULT):
   """TaggedSentences of a CoNLL-style file; units are its tokens (usually characters); a sentence's
   guid is `line N`, the line it starts on.
 
@@ -73,7 +68,7 @@ def read_conll(path, require_labels=True):
     tokens.clear()
     tags.clear()
 
-  for number, line in _lines(path):
+  for number, line in _lines(path, encoding):
     fields = line.split()
     if not fields:
       finish()
@@ -127,11 +122,11 @@ def _json_entities(row, text, where):
   return tuple(sorted(found))
 
 
-def read_jsonl(path, require_labels=True):
+def read_jsonl(path, require_labels=True, encoding=text_encoding.DEFAULT):
   """TaggedSentences of a JSON-lines file; every character of `text` is a unit; the guid is the row's
   "id" if it has one, else `line N`."""
   sentences = []
-  for number, line in _lines(path):
+  for number, line in _lines(path, encoding):
     if not line.strip():
       continue
     where = f"{path}:{number}"
@@ -155,10 +150,10 @@ def read_jsonl(path, require_labels=True):
 READERS = {"conll": read_conll, "jsonl": read_jsonl}
 
 
-def read_sentences(path, data_format, require_labels=True):
+def read_sentences(path, data_format, require_labels=True, encoding=text_encoding.DEFAULT):
   if data_format not in READERS:
     raise cli.FlagError(f"--data_format={data_format}: expected one of {', '.join(FORMATS)}")
-  return READERS[data_format](path, require_labels)
+  return READERS[data_format](path, require_labels, encoding)
 
 
 def format_conll(sentences):

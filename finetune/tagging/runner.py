@@ -110,7 +110,7 @@ def run(config):
   bert_config, tokenizer = runner_lib.prepare(config, {"--lite_model_path": quantized},
                                               {"--data_dir": config.data_dir})
   types = saved_entity_types(output_dir, config.labels) or config.labels
-  task = TaggingTask(config.data_dir, config.data_format, types)
+  task = TaggingTask(config.data_dir, config.data_format, types, config.input_encoding)
   if config.distillation.enabled:
     _check_teacher_tags(config.distillation.teacher_dir(), task)
 

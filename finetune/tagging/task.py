@@ -13,6 +13,7 @@ from finetune.tagging import entities as entities_lib
 from finetune.tagging import formats
 from finetune.tagging.metric import EntityScorer
 from mobilebert import cli
+from mobilebert import text_encoding
 
 
 class TaggingTask:
@@ -20,11 +21,12 @@ class TaggingTask:
 
   name = "tagging"
 
-  def __init__(self, data_dir, data_format="conll", entity_types=()):
+  def __init__(self, data_dir, data_format="conll", entity_types=(), encoding=text_encoding.DEFAULT):
     if data_format not in formats.FORMATS:
       raise cli.FlagError(f"--data_format={data_format}: expected one of {', '.join(formats.FORMATS)}")
     self.data_dir = data_dir
     self.data_format = data_format
+    self.encoding = encoding
     self._entity_types = tuple(entity_types)
     self._read = {}
 
@@ -53,7 +55,7 @@ class TaggingTask:
     key = (split, require_labels)
     if key not in self._read:
       path = self.data_file(split)
-      sentences = formats.read_sentences(path, self.data_format, require_labels)
+      sentences = formats.read_sentences(path, self.data_format, require_labels, self.encoding)
       if not sentences:
         raise formats.TaggingFileError(f"{path}: no sentences")
       if self._entity_types:
@@ -72,4 +74,7 @@ class TaggingTask:
 
   def signature(self):
     """What besides the data file's bytes changes the features (for cache keys)."""
-    return {"task": self.name, "format": self.data_format, "tags": self.tag_names}
+    signature = {"task": self.name, "format": self.data_format, "tags": self.tag_names}
+    if self.encoding != text_encoding.DEFAULT:  # keys of UTF-8 data stay as they were
+      signature["encoding"] = self.encoding
+    return signature

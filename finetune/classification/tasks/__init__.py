@@ -24,14 +24,19 @@ TASKS = {task.name: task for task in (
 ALIASES = {"bqcorpus": "bq", "sst-2": "sst2", "sts-b-zh": "stsb_zh"}
 
 
-def create_task(name, data_dir, skip_bad_rows=False, generic_options=None):
-  """The task called `name` (case-insensitive) reading from data_dir."""
+def create_task(name, data_dir, skip_bad_rows=False, generic_options=None, encoding=None):
+  """The task called `name` (case-insensitive) reading from data_dir; its data files are read in
+  `encoding` (default UTF-8; --input_encoding)."""
   key = ALIASES.get(name.lower(), name.lower())
   if key not in TASKS:
     raise cli.FlagError(f"--task_name={name!r} is not a known task; choose one of {sorted(TASKS)}")
   if key == GenericTask.name:
     options = generic_options or GenericOptions()
     generic_class = GenericRegressionTask if options.task_type == REGRESSION else GenericTask
-    return generic_class(data_dir, skip_bad_rows, options)
-  return TASKS[key](data_dir, skip_bad_rows)
+    task = generic_class(data_dir, skip_bad_rows, options)
+  else:
+    task = TASKS[key](data_dir, skip_bad_rows)
+  if encoding:
+    task.encoding = encoding
+  return task
 

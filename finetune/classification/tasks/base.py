@@ -16,6 +16,7 @@ from absl import logging
 from finetune.classification.tasks.scoring import ClassificationScorer
 from finetune.core.model_dir import CLASSIFICATION, REGRESSION
 from mobilebert import cli
+from mobilebert import text_encoding
 
 SPLITS = ("train", "dev", "test")
 # What a task predicts: one of its labels, or a real number (regression; tasks/regression.py).
@@ -60,30 +61,14 @@ class ReadStats(NamedTuple):
   skipped: int
 
 
-def iter_lines(path):
-  """Yields (1-based line number, text) for the non-blank lines of a UTF-8 file (any tf.io.gfile path).
-
-  Splits on "\\n" only, so a stray "\\r" or U+2028 inside a text field cannot shift later rows; a UTF-8
-  byte-order mark at the start is dropped.
-  """
+def iter_lines(path, encoding=text_encoding.DEFAULT):
+  """Yields (1-based line number, text) for the non-blank lines of a text file (any tf.io.gfile path)
+  in `encoding` (mobilebert/text_encoding.py: split on "\\n" only, a byte-order mark dropped)."""
   if not tf.io.gfile.exists(path):
     raise DataFileError(f"data file not found: {path}")
-  with tf.io.gfile.GFile(path, "rb") as reader:
-    line_no = 0
-    while True:
-      raw = reader.readline()
-      if not raw:
-        break
-      line_no += 1
-      try:
-        text = raw.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise BadRowError(f"{path}:{line_no}: not UTF-8 text ({e})") from None
-      if line_no == 1:
-        text = text.lstrip("\ufeff")
-      text = text.rstrip("\n").rstrip("\r")
-      if text.strip():
-        yield line_no, text
+  for line_no, text in text_encoding.iter_lines(path, encoding, BadRowError):
+    if text.strip():
+      yield line_no, text
 
 
 def parse_json_row(text):
@@ -125,6 +110,7 @@ class ClassificationTask:
   is_pair = False
   split_files = {}  # split -> candidate file names relative to data_dir, first existing one wins
   label_aliases = {}  # spelling in the files -> label (XNLI's `contradictory`)
+  encoding = text_encoding.DEFAULT  # of the data files (--input_encoding; create_task sets it)
 
   def __init__(self, data_dir, skip_bad_rows=False):
     self.data_dir = data_dir
@@ -151,8 +137,11 @@ class ClassificationTask:
 
   def signature(self):
     """Everything besides the data file's bytes that changes the examples (for feature-cache keys)."""
-    return {"task": self.name, "labels": list(self.labels), "skip_bad_rows": self.skip_bad_rows,
-            "class": type(self).__name__}
+    signature = {"task": self.name, "labels": list(self.labels), "skip_bad_rows": self.skip_bad_rows,
+                 "class": type(self).__name__}
+    if self.encoding != text_encoding.DEFAULT:  # keys of UTF-8 data stay as they were
+      signature["encoding"] = self.encoding
+    return signature
 
   def get_examples(self, split, require_labels=True):
     """Reads one split completely.

@@ -11,27 +11,19 @@ import io
 import tensorflow.compat.v1 as tf
 
 from finetune.classification.tasks.base import BadRowError, DataFileError
+from mobilebert import text_encoding
 
 
-def _decoded(path):
-  if not tf.io.gfile.exists(path):
-    raise DataFileError(f"data file not found: {path}")
-  with tf.io.gfile.GFile(path, "rb") as f:
-    raw = f.read()
-  try:
-    return raw.decode("utf-8").lstrip("\ufeff")
-  except UnicodeDecodeError as e:
-    line_no = raw.count(b"\n", 0, e.start) + 1
-    raise BadRowError(f"{path}:{line_no}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
-def iter_csv_records(path):
+def iter_csv_records(path, encoding=text_encoding.DEFAULT):
   """Yields (line number where the record starts, list of fields) for the non-blank records of a CSV file.
 
   Raises BadRowError naming the file and line for a quote that is never closed or stray text after a
   closing quote.
   """
-  reader = csv.reader(io.StringIO(_decoded(path), newline=""), strict=True)
+  if not tf.io.gfile.exists(path):
+    raise DataFileError(f"data file not found: {path}")
+  text = text_encoding.read_text(path, encoding, BadRowError)
+  reader = csv.reader(io.StringIO(text, newline=""), strict=True)
   next_line = 1
   while True:
     try:

@@ -53,7 +53,7 @@ class DelimitedTask(ClassificationTask):
 
   def _records(self, path):
     """Yields (line number, fields) per row; a format with quoting overrides this (csv_format.py)."""
-    for line_no, text in iter_lines(path):
+    for line_no, text in iter_lines(path, self.encoding):
       yield line_no, text.split(self.delimiter)
 
   def _parse(self, fields, layout, num_columns, guid, require_labels):
@@ -93,7 +93,7 @@ class JsonLinesTask(ClassificationTask):
 
   def _rows(self, path, split, require_labels):
     del require_labels  # rows without a label field get label None; the base class decides
-    for line_no, text in iter_lines(path):
+    for line_no, text in iter_lines(path, self.encoding):
       try:
         yield line_no, self._example(parse_json_row(text), split, line_no)
       except RowError as e:

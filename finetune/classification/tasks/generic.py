@@ -113,6 +113,11 @@ class _TsvReader(DelimitedTask):
   def __init__(self, task):
     super().__init__(task.data_dir, task.skip_bad_rows)
     self.options = task.options
+    self._task = task
+
+  @property
+  def encoding(self):
+    return self._task.encoding  # set on the task after it was made (create_task)
 
   def rows(self, path, split):
     return super()._rows(path, split, require_labels=False)
@@ -147,7 +152,7 @@ class _CsvReader(_TsvReader):
   delimiter = ","
 
   def _records(self, path):
-    return iter_csv_records(path)
+    return iter_csv_records(path, self.encoding)
 
 
 class _JsonReader(JsonLinesTask):
@@ -158,6 +163,11 @@ class _JsonReader(JsonLinesTask):
     self.text_a_field = task.options.text_a_column
     self.text_b_field = task.options.text_b_column or None
     self.label_field = task.options.label_column
+    self._task = task
+
+  @property
+  def encoding(self):
+    return self._task.encoding
 
   def rows(self, path, split):
     return super()._rows(path, split, require_labels=False)
