@@ -32,7 +32,7 @@ class ChangedSettingsError(cli.UserError, ValueError):
   """A run resumed with settings other than those it started with."""
 
 
-def _plain(value):
+def plain(value):
   """`value` as it reads back from JSON (tuples become lists), so that comparisons are exact."""
   return json.loads(json.dumps(value, sort_keys=True))
 
@@ -54,6 +54,15 @@ def changes(recorded, current):
   """{flag: (recorded value, current value)} of the flags in both whose values differ."""
   return {flag: (recorded[flag], value) for flag, value in current.items()
           if flag in recorded and recorded[flag] != value}
+
+
+def pending_changes(model_dir, settings, phase_dirs=()):
+  """{flag: (recorded, current)} that check_or_record would stop a training run for (for dry runs);
+  empty when the run has no checkpoint yet, no record, or the same settings."""
+  if not _checkpoint_steps(model_dir, phase_dirs):
+    return {}
+  record = read_record(model_dir)
+  return changes(record["settings"], plain(settings)) if record else {}
 
 
 def read_record(model_dir):
@@ -89,7 +98,7 @@ def check_or_record(model_dir, settings, allow_changes=False, writes=True, phase
     ChangedSettingsError naming the file and the changed flags.
   """
   path = os.path.join(model_dir, FILE_NAME)
-  current = _plain(settings)
+  current = plain(settings)
   steps = _checkpoint_steps(model_dir, phase_dirs)
   record = read_record(model_dir) if steps else None
   if record is None:

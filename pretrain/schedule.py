@@ -167,7 +167,7 @@ def train(settings):
   resume_settings.check_or_record(
       settings.run.output_dir, settings.resume_record(),
       allow_changes=settings.run.allow_changed_settings, writes=run_config.is_chief(),
-      phase_dirs=[WARMUP_SUBDIR] if settings.layer_wise_warmup else [])
+      phase_dirs=_phase_dirs(settings))
   if current_phase(phases)[0] is None:
     tf.logging.info("All phases finished already (main round at step %d)", settings.num_train_steps)
   record_counts = _scan_unfinished(phases, settings.run.output_dir)
@@ -228,7 +228,17 @@ def describe(settings):
     lines.append(f"{phase.name}: {kind}, until step {phase.end_step}, batch {phase.batch_size}, "
                  f"length {phase.max_seq_length}, {len(phase.input_files)} input file(s), "
                  f"{phase.model_dir} ({state})")
+  changed = resume_settings.pending_changes(settings.run.output_dir, settings.resume_record(),
+                                           _phase_dirs(settings))
+  if changed:
+    lines.append(f"settings changed since the run started ({resume_settings.FILE_NAME}): "
+                 f"{', '.join(changed)}; training stops unless {resume_settings.ALLOW_FLAG}")
   return lines
+
+
+def _phase_dirs(settings):
+  """Subdirectories of output_dir with checkpoints of their own (resume_settings)."""
+  return [WARMUP_SUBDIR] if settings.layer_wise_warmup else []
 
 
 def _log_phase_start(settings, phase, step):

@@ -216,6 +216,10 @@ def test_pretraining_resumed_mid_warm_up_with_another_schedule_stops(tmp_path):
   assert_one_line_error(rerun, "run_pretraining.py", "--layer_wise_warmup_schedule \"staged\" -> "
                         "\"original\"")
   assert _snapshot(tmp_path / "out") == before
+  dry = _run("pretrain.run_pretraining", argv + ["--layer_wise_warmup_schedule=original", "--dry_run"])
+  assert dry.returncode == 0, dry.stderr[-3000:]
+  assert ("settings changed since the run started (run_settings.json): --layer_wise_warmup_schedule; "
+          "training stops unless --allow_changed_settings") in dry.stdout
 
   resumed = _run("pretrain.run_pretraining", argv)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
