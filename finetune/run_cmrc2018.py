@@ -40,7 +40,13 @@ finetune_flags.define_prediction_flags(
     SpanRunConfig, predicted="--predict_file",
     predictions_file=("predictions.json and nbest_predictions.json, scored into eval_results.json "
                       "when it has answers"),
-    keyed_by="the data and vocab contents, casing, window settings and --convert_traditional")
+    keyed_by="the data and vocab contents, casing, window settings and --convert_traditional",
+    best_by="F1 on --predict_file")
+_define("bool", "do_eval", _DEFAULT("do_eval"),
+        "Score every checkpoint on --predict_file (which must have answers) with the CMRC 2018 metric "
+        "(with --do_train each one as it is written, before --keep_checkpoint_max can delete it) into "
+        "eval_history.json and eval_results.txt; --predict_checkpoint=best then predicts and exports "
+        "with the best one by F1.")
 
 _define("string", "train_file", _DEFAULT("train_file"),
         "SQuAD-style JSON for training (CMRC 2018 / DRCD train).")

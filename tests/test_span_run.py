@@ -174,7 +174,7 @@ PREDICT = dict(do_predict=True, predict_file="p.json")
      "--activation_quantization calibrates on the first 100 features of --train_file: give it"),
     (dict(export_dir="e", use_post_quantization=True, float_softmax=True),
      "--float_softmax keeps the softmax"),
-    (dict(), "nothing to do: pass --do_train, --do_predict and/or --export_dir"),
+    (dict(), "nothing to do: pass --do_train, --do_predict, --do_eval and/or --export_dir"),
 ])
 def test_tflite_flags_say_what_they_need(tmp_path, changes, message):
   base = dict(vocab_file="v", bert_config_file="c", run=RunSettings(output_dir=str(tmp_path)))
@@ -249,6 +249,64 @@ def test_fine_tuning_learns_the_training_questions(tmp_path, init_path):
   assert untrained["TOTAL"] == trained["TOTAL"] == 40
   assert trained["F1"] > untrained["F1"] + 30, (untrained, trained)
   assert trained["EM"] >= 40, (untrained, trained)
+
+
+def test_do_eval_scores_every_checkpoint_and_best_predicts_with_the_best_kept(tmp_path, init_path):
+  """--do_eval scores each checkpoint on --predict_file as it is written, those --keep_checkpoint_max
+  deletes included, into eval_history.json; --predict_checkpoint=best predicts with the best one still
+  on disk, and its predictions score what its history entry says."""
+  data = str(tmp_path / "questions.json")
+  squad_split.write_json(data, _cropped_questions(TRIAL, 24, 100, seed=5))
+  config = SpanRunConfig(
+      vocab_file=str(init_path / "vocab.txt"), bert_config_file=TINY_CONFIG,
+      run=RunSettings(output_dir=str(tmp_path / "out"), save_checkpoints_steps=10,
+                      keep_checkpoint_max=2),
+      init_checkpoint=str(init_path / "mobilebert.ckpt"), train_file=data, predict_file=data,
+      do_train=True, do_eval=True, do_predict=True, predict_checkpoint="best", max_seq_length=128,
+      doc_stride=64, max_query_length=32, train_batch_size=8, predict_batch_size=64,
+      num_train_steps=40, learning_rate=3e-3, tfrecord_dir=str(tmp_path / "cache"))
+  report = run(config)
+  with open(tmp_path / "out" / "eval_history.json", encoding="utf-8") as f:
+    history = json.load(f)
+  steps = [entry["global_step"] for entry in history["checkpoints"]]
+  assert steps == [0, 10, 20, 30, 40] and len(glob_checkpoints(tmp_path / "out")) == 2
+  assert history["selected_by"] == "f1"
+  best = max(history["checkpoints"], key=lambda e: (e["f1"], -e["global_step"]))
+  assert history["best"] == best == report.best and len(report.eval_history) == len(steps)
+  kept = history["best_kept"] or best
+  assert float(report.scores["F1"]) == pytest.approx(kept["f1"], abs=5e-4)
+  assert float(report.scores["EM"]) == pytest.approx(kept["em"], abs=5e-4)
+  assert best["f1"] > history["checkpoints"][0]["f1"]  # it learns the questions it predicts
+
+
+def glob_checkpoints(directory):
+  """The checkpoints on disk in `directory`, by name."""
+  return sorted(p.name for p in directory.glob("model.ckpt-*.index"))
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"predict_file": None}, "--do_eval needs --predict_file"),
+])
+def test_do_eval_flags_say_what_they_need(tmp_path, changes, message):
+  config = dict(vocab_file="v", bert_config_file=TINY_CONFIG, run=RunSettings(output_dir=str(tmp_path)),
+                do_eval=True, predict_file="p.json")
+  with pytest.raises(cli.FlagError, match=message):
+    SpanRunConfig(**dict(config, **changes)).validate()
+
+
+def test_do_eval_needs_answers_in_the_predict_file(tmp_path, init_path):
+  data = _cropped_questions(TRIAL, 2, 60, seed=1)
+  for paragraph in data["data"][0]["paragraphs"]:
+    for question in paragraph["qas"]:
+      del question["answers"]
+  squad_split.write_json(str(tmp_path / "questions.json"), data)
+  config = SpanRunConfig(
+      vocab_file=str(init_path / "vocab.txt"), bert_config_file=TINY_CONFIG,
+      run=RunSettings(output_dir=str(tmp_path / "out")), predict_file=str(tmp_path / "questions.json"),
+      do_eval=True, max_seq_length=64, doc_stride=32, max_query_length=16)
+  with pytest.raises(cli.DataError, match="--do_eval scores checkpoints against the answers of "
+                                          "--predict_file=.*questions.json, which has none"):
+    run(config)
 
 
 def test_same_seed_gives_the_same_weights_and_a_resumed_run_ends_the_same(tmp_path, init_path):

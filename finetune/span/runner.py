@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 from absl import logging
 
 from finetune import cmrc2018_evaluate
-from finetune.core import model_dir, runner as runner_lib
+from finetune.core import checkpoint_scoring, model_dir, runner as runner_lib
 from finetune.core.model import model_fn_builder
 from finetune.core.run_config import TFLiteRunConfig
 from finetune.span import data as span_data
@@ -29,6 +29,7 @@ from mobilebert import atomic_io, cli
 from mobilebert.run_config import Runner
 
 EVAL_RESULTS = "eval_results.json"
+BEST_METRIC = "f1"  # of the CMRC 2018 metric, on predict_file (--do_eval)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -45,14 +46,16 @@ class SpanRunConfig(TFLiteRunConfig):
   n_best_size: int = 20
   max_answer_length: int = 30
   export_dir: Optional[str] = None  # SavedModel, model_float.tflite (+ model_quant.tflite) written here
+  do_eval: bool = False  # score every checkpoint on predict_file (it needs answers): eval_history.json
 
   def validate(self):
-    if not (self.do_train or self.do_predict or self.export_dir):
-      raise cli.FlagError("nothing to do: pass --do_train, --do_predict and/or --export_dir")
+    if not (self.do_train or self.do_predict or self.do_eval or self.export_dir):
+      raise cli.FlagError("nothing to do: pass --do_train, --do_predict, --do_eval and/or --export_dir")
     if self.do_train and not self.train_file:
       raise cli.FlagError("--do_train needs --train_file")
-    if self.do_predict and not self.predict_file:
-      raise cli.FlagError("--do_predict needs --predict_file")
+    for flag in ("do_predict", "do_eval"):
+      if getattr(self, flag) and not self.predict_file:
+        raise cli.FlagError(f"--{flag} needs --predict_file")
     self.check_required("vocab_file", "bert_config_file")
     self.check_positive("train_batch_size", "predict_batch_size", "max_seq_length", "doc_stride",
                         "max_query_length", "n_best_size", "max_answer_length")
@@ -87,6 +90,8 @@ class RunReport(NamedTuple):
   scores: Optional[dict]
   lite_model_path: Optional[str] = None
   lite_scores: Optional[dict] = None
+  eval_history: tuple = ()  # --do_eval: every checkpoint's scores on predict_file, oldest first
+  best: Optional[dict] = None  # the entry with the highest F1
 
 
 def predict_features(runner, records, features, config, checkpoint):
@@ -111,12 +116,15 @@ def run(config):
   # The predict file is read and checked before training, so a bad question (no id, a duplicate id,
   # answers the metric cannot score) stops the run before hours of training, not after.
   predict_examples = gold = None
-  if config.do_predict:
+  if config.do_predict or config.do_eval:
     predict_examples, _ = span_data.read_examples(config.predict_file, config.convert_traditional,
                                                   encoding=config.input_encoding)
     if span_data.has_answers(predict_examples):
       gold = span_data.read_squad_json(config.predict_file, config.input_encoding)
       cmrc2018_evaluate.gold_answers(gold, config.predict_file)
+    elif config.do_eval:
+      raise cli.DataError(f"--do_eval scores checkpoints against the answers of --predict_file="
+                          f"{config.predict_file}, which has none")
 
   def records_for(path, is_training, make_features):
     key = span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
@@ -141,6 +149,33 @@ def run(config):
                                                head_lib.head(bert_config),
                                                config.train_settings(num_train_steps,
                                                                      num_warmup_steps)))
+  # --lite_model_path alone predicts with that file instead of a checkpoint (the release's meaning).
+  predicts_checkpoint = config.do_predict and not (config.lite_model_path and
+                                                   not config.use_post_quantization)
+  # The host needs the predict file's features (character maps) to read answers back, so they are
+  # built whenever it predicts; the records (for a checkpoint) are rewritten only when the cache misses.
+  features = predict_records = None
+  if config.do_predict or config.do_eval:
+    features = span_features.convert_examples(tokenizer, predict_examples, settings,
+                                              for_training=False)
+  if predicts_checkpoint or config.do_eval:
+    predict_records = records_for(config.predict_file, False, lambda: features)
+
+  def answers(checkpoint):
+    results = predict_features(runner, predict_records, features, config, checkpoint)
+    return span_postprocess.make_predictions(predict_examples, features, results, config.n_best_size,
+                                             config.max_answer_length)
+
+  def score(checkpoint):
+    result = cmrc2018_evaluate.evaluate(gold, answers(checkpoint)[0], config.predict_file)
+    metrics = {BEST_METRIC: result.f1, "em": result.em, "average": (result.em + result.f1) / 2,
+               "total": result.total, "skip": result.skip}
+    return checkpoint_scoring.history_entry(metrics, checkpoint, "predict_file", predict_records.path)
+
+  # Each checkpoint scored as it is written (not on TPU: see classification/runner.py).
+  scorer = None
+  if config.do_eval and config.do_train and not config.run.use_tpu:
+    scorer = checkpoint_scoring.ScoreEachCheckpoint(output_dir, score)
   if config.do_train:
     model_dir.write_model_dir(
         output_dir, model_dir.SPAN, config.bert_config_file, config.vocab_file, config.max_seq_length,
@@ -151,27 +186,24 @@ def run(config):
                  config.train_batch_size, num_train_steps, num_warmup_steps)
     runner_lib.train(runner, config, train_records.path,
                      span_records.feature_spec(config.max_seq_length, is_training=True),
-                     train_records.num_features, num_train_steps)
+                     train_records.num_features, num_train_steps, [scorer] if scorer else None)
 
-  # --lite_model_path alone predicts with that file instead of a checkpoint (the release's meaning).
-  predicts_checkpoint = config.do_predict and not (config.lite_model_path and
-                                                   not config.use_post_quantization)
+  history, best = (), None
+  if config.do_eval:
+    history, best, best_kept = checkpoint_scoring.evaluate_checkpoints(
+        score, output_dir, predict_records.path, BEST_METRIC, scorer.scored if scorer else ())
+    checkpoint_scoring.write_eval_results(output_dir, history, best, best_kept, BEST_METRIC)
+    logging.info("best checkpoint of %d scored on %s: %s (F1 %.3f, EM %.3f)", len(history),
+                 config.predict_file, best["checkpoint"], best[BEST_METRIC], best["em"])
+
   checkpoint = None
   if predicts_checkpoint or config.export_dir or config.use_post_quantization:
-    checkpoint = runner_lib.predict_checkpoint(config)
-  predictions_file = nbest_file = scores = features = None
-  if config.do_predict:
-    # The host needs the features (character maps) to read answers back, so they are always built;
-    # the records are rewritten only when the cache misses.
-    features = span_features.convert_examples(tokenizer, predict_examples, settings,
-                                              for_training=False)
+    checkpoint = runner_lib.predict_checkpoint(config, can_select_best=True)
+  predictions_file = nbest_file = scores = None
   if predicts_checkpoint:
-    records = records_for(config.predict_file, False, lambda: features)
     logging.info("predicting %d questions (%d features) with %s", len(predict_examples),
                  len(features), checkpoint)
-    results = predict_features(runner, records, features, config, checkpoint)
-    predictions, nbest = span_postprocess.make_predictions(
-        predict_examples, features, results, config.n_best_size, config.max_answer_length)
+    predictions, nbest = answers(checkpoint)
     predictions_file, nbest_file = span_postprocess.write_predictions(output_dir, predictions, nbest)
     if gold is not None:
       result = cmrc2018_evaluate.evaluate(gold, predictions, config.predict_file)
@@ -189,4 +221,5 @@ def run(config):
                  len(features), lite_path)
     lite_scores = span_tflite.predict_and_score(config, lite_path, predict_examples, features, gold,
                                                 scores)
-  return RunReport(num_train_steps, predictions_file, nbest_file, scores, lite_path, lite_scores)
+  return RunReport(num_train_steps, predictions_file, nbest_file, scores, lite_path, lite_scores,
+                   tuple(history), best)
