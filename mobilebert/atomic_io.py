@@ -14,6 +14,7 @@
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -220,11 +221,29 @@ def record_outputs(paths, tool):
     directory, name = _split(path)
     by_directory.setdefault(directory, []).append((name, path))
   for directory, entries in by_directory.items():
-    manifest = _read_manifest(directory)
-    for name, path in entries:
-      manifest[name] = {"tool": tool, "size": _size(path), "signature": _signature(path)}
-    write_atomically(f"{directory}/{MANIFEST}",
-                     lambda tmp, m=manifest: _write_bytes(tmp, json.dumps(m, indent=1, sort_keys=True)))
+    with _manifest_lock(directory):
+      manifest = _read_manifest(directory)
+      for name, path in entries:
+        manifest[name] = {"tool": tool, "size": _size(path), "signature": _signature(path)}
+      write_atomically(f"{directory}/{MANIFEST}", lambda tmp, m=manifest: _write_bytes(
+          tmp, json.dumps(m, indent=1, sort_keys=True)))
+
+
+@contextlib.contextmanager
+def _manifest_lock(directory):
+  """Holds an exclusive lock on a local `directory` (flock on the directory itself: no lock file is
+  left) while its manifest is read, changed and replaced, so that tools writing into one directory at
+  the same time (shards made by parallel runs) keep each other's entries. Remote paths (gs://) have no
+  such lock: there a concurrent writer can drop an entry, and --overwrite then refuses that file."""
+  if "://" in directory:
+    yield
+    return
+  handle = os.open(directory, os.O_RDONLY)
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(handle)  # releases the lock
 
 
 def _write_bytes(path, text):

@@ -148,6 +148,28 @@ def test_an_edit_that_keeps_the_size_is_a_change_too(tmp_path):
     atomic_io.check_replaceable([str(out / "export")], "tool", True, "--output")
 
 
+def _record_many(directory, first, count):
+  for i in range(first, first + count):
+    path = os.path.join(directory, f"shard-{i:03d}")
+    atomic_io.write_text(path, f"shard {i}\n")
+    atomic_io.record_outputs([path], "tool")
+
+
+def test_tools_writing_into_one_directory_at_once_keep_each_others_entries(tmp_path):
+  """Parallel runs of a tool writing shards into one folder: every output is recorded (a manifest
+  replaced by one writer with what it read before another's entry was written lost that entry)."""
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  context = multiprocessing.get_context("fork")
+  workers = [context.Process(target=_record_many, args=(str(tmp_path), 30 * w, 30)) for w in range(4)]
+  for worker in workers:
+    worker.start()
+  for worker in workers:
+    worker.join(120)
+    assert worker.exitcode == 0
+  manifest = json.loads((tmp_path / atomic_io.MANIFEST).read_text())
+  assert sorted(manifest) == [f"shard-{i:03d}" for i in range(120)]
+
+
 def test_entries_of_earlier_manifests_are_compared_by_size(tmp_path):
   (tmp_path / "a.txt").write_text("abc")
   (tmp_path / atomic_io.MANIFEST).write_text(json.dumps({"a.txt": {"tool": "tool", "size": 3}}))
