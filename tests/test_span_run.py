@@ -309,6 +309,29 @@ def test_do_eval_needs_answers_in_the_predict_file(tmp_path, init_path):
     run(config)
 
 
+def test_a_rerun_with_other_windows_or_batch_stops_naming_them(tmp_path, init_path):
+  """The span half of test_resume_settings.py: --doc_stride changes the features (the training cache's
+  key), --train_batch_size the run; both are named, and the checkpoints are left as they were."""
+  data = str(tmp_path / "questions.json")
+  squad_split.write_json(data, _cropped_questions(TRIAL, 6, 60, seed=3))
+
+  def config(**changes):
+    fields = dict(
+        vocab_file=str(init_path / "vocab.txt"), bert_config_file=TINY_CONFIG,
+        run=RunSettings(output_dir=str(tmp_path / "out"), save_checkpoints_steps=2),
+        init_checkpoint=str(init_path / "mobilebert.ckpt"), train_file=data, do_train=True,
+        max_seq_length=64, doc_stride=32, max_query_length=16, train_batch_size=4,
+        num_train_steps=2, learning_rate=1e-3, tfrecord_dir=str(tmp_path / "cache"))
+    return SpanRunConfig(**dict(fields, **changes))
+
+  run(config())
+  before = glob_checkpoints(tmp_path / "out")
+  with pytest.raises(cli.UserError, match=r"--train_batch_size 4 -> 2; the training data \(its "
+                                          r"feature cache key\) \"[0-9a-f]{16}\" -> \"[0-9a-f]{16}\"\. "):
+    run(config(doc_stride=16, train_batch_size=2))
+  assert glob_checkpoints(tmp_path / "out") == before
+
+
 def test_same_seed_gives_the_same_weights_and_a_resumed_run_ends_the_same(tmp_path, init_path):
   """Two runs of 4 steps (batch 4 over 6 features: the input wraps into a reshuffled second epoch) end
   with every variable equal bit for bit; so does a third that resumes from the first's step-2

@@ -17,7 +17,7 @@ from finetune.tagging.metric import EntityScorer
 from finetune.tagging.predict import Tagger
 from finetune.tagging.runner import TaggingRunConfig, run
 from finetune.tagging.task import TaggingTask
-from mobilebert import cli
+from mobilebert import cli, resume_settings
 from mobilebert.config import BertConfig
 from mobilebert.export import tflite as tflite_export
 from mobilebert.run_config import RunSettings
@@ -183,6 +183,22 @@ def test_the_tagger_learns_its_training_sentences(tmp_path, small_task):
   final = report.eval_history[-1]
   assert report.eval_history[0]["f1"] < 0.2 and final["global_step"] == 150
   assert final["f1"] > 0.8, final
+
+
+def test_a_rerun_with_another_training_data_stops_before_writing(tmp_path, small_task):
+  """The tagger's half of test_resume_settings.py: the feature cache's key stands for the data."""
+  run(_config(tmp_path, small_task, num_train_steps=2, do_eval=False))
+  lines = (small_task / "train.conll").read_text(encoding="utf-8").splitlines(keepends=True)
+  (small_task / "train.conll").write_text("".join(lines[:-40]), encoding="utf-8")  # a shorter file
+  def run_files():  # all but the feature caches, which a rerun may add (keyed by their data)
+    return {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()
+            if p.is_file() and ".train." not in p.name}
+
+  before = run_files()
+  with pytest.raises(resume_settings.ChangedSettingsError,
+                     match=r"run_settings.json: .*the training data \(its feature cache key\)"):
+    run(_config(tmp_path, small_task, num_train_steps=2, do_eval=False))
+  assert run_files() == before
 
 
 def test_runner_user_errors(tmp_path, small_task):

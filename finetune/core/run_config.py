@@ -89,7 +89,8 @@ class FinetuneRunConfig:
     record.update({
         "--bert_config_file": BertConfig.from_json_file(self.bert_config_file).to_dict(),
         "--num_train_steps (or --num_train_epochs)": num_train_steps,
-        "the training data (its feature cache key)": train_records_key,
+        # The first 16 hex digits: what the cache's file names carry.
+        "the training data (its feature cache key)": train_records_key[:16],
         "--rand_seed": self.run.rand_seed,
         "--precision": self.run.precision,
     })

@@ -51,8 +51,9 @@ def prepare(config, outputs, inputs):
 
 
 def check_resume(config, records_key, num_train_steps):
-  """Before a training run writes anything to --output_dir: a run that has checkpoints there resumes
-  only under the settings it started with; a new one records them (mobilebert/resume_settings.py)."""
+  """Before a training run writes its files to --output_dir (only the feature caches come first): a run
+  that has checkpoints there resumes only under the settings it started with; a new one records them
+  (mobilebert/resume_settings.py)."""
   resume_step(config.run.output_dir)  # an unreadable newest checkpoint is set aside first
   resume_settings.check_or_record(
       config.run.output_dir, config.resume_record(records_key, num_train_steps),
