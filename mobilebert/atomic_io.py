@@ -165,18 +165,19 @@ def _size(path):
   return None if tf.io.gfile.isdir(path) else tf.io.gfile.stat(path).length
 
 
+def file_signature(path):
+  """[size, modification time in ns] of a file: what tells that it changed, without reading it."""
+  stat = tf.io.gfile.stat(path)
+  return [stat.length, stat.mtime_nsec]
+
+
 def _signature(path):
-  """[size, modification time] of a file; of a directory, those of every file under it by relative
-  path: any change to what the tool wrote, even one that keeps a file's size, changes it."""
+  """file_signature of a file; of a directory, that of every file under it by relative path: any
+  change to what the tool wrote, even one that keeps a file's size, changes it."""
   if not tf.io.gfile.isdir(path):
-    stat = tf.io.gfile.stat(path)
-    return [stat.length, stat.mtime_nsec]
-  files = []
-  for root, _, names in tf.io.gfile.walk(path):
-    for name in names:
-      stat = tf.io.gfile.stat(f"{root}/{name}")
-      files.append([f"{root}/{name}"[len(path):], stat.length, stat.mtime_nsec])
-  return sorted(files)
+    return file_signature(path)
+  return sorted([f"{root}/{name}"[len(path):], *file_signature(f"{root}/{name}")]
+                for root, _, names in tf.io.gfile.walk(path) for name in names)
 
 
 def _not_ours(path, tool):

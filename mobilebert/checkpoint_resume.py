@@ -32,7 +32,8 @@ _STEP = re.compile(r"-(\d+)$")
 _verified = {}  # prefix -> the file sizes and times it was read with (a rerun need not read again)
 
 
-def _step(prefix):
+def step_of(prefix):
+  """The step in a checkpoint prefix's name (`model.ckpt-<step>`), -1 without one."""
   match = _STEP.search(prefix)
   return int(match.group(1)) if match else -1
 
@@ -55,8 +56,8 @@ def _candidates(model_dir):
     return []
   prefixes = {p for p in [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if p}
   on_disk = [p[:-len(".index")] for p in tf.io.gfile.glob(os.path.join(model_dir, "*.index"))]
-  prefixes.update(p for p in on_disk if 0 <= _step(p) <= _step(state.model_checkpoint_path))
-  return sorted(prefixes, key=lambda p: (_step(p), p), reverse=True)
+  prefixes.update(p for p in on_disk if 0 <= step_of(p) <= step_of(state.model_checkpoint_path))
+  return sorted(prefixes, key=lambda p: (step_of(p), p), reverse=True)
 
 
 def _signature(prefix):
@@ -128,7 +129,7 @@ def recover_latest(model_dir):
     kept = [p for p in reversed(candidates) if p not in dict(unreadable)]
     _point_state_at(model_dir, prefix, kept)
     tf.logging.warning("%s: resuming from %s, the newest readable checkpoint (step %d)", model_dir,
-                       prefix, _step(prefix))
+                       prefix, step_of(prefix))
   return prefix
 
 

@@ -3,8 +3,9 @@
 One place for what the pretraining and fine-tuning input_fns share:
 - `scan_records` reads every record of every file once (CRC of length and payload, and that the records
   fill the file exactly), returns the record counts, and raises one line naming the file and the
-  record on damage; a run keeps the counts in its output_dir, so a restart reads only changed files. tf.data alone would fail mid-training on a corrupted record, and end an epoch
-  early, without a word, on a file cut inside a record header.
+  record on damage; a run keeps the counts in its output_dir, so a restart reads only changed files.
+  tf.data alone would fail mid-training on a corrupted record, and end an epoch early, without a
+  word, on a file cut inside a record header.
 - `training_records` yields serialized records in an order that depends only on (seed, epoch): epoch
   e reads the files in an order drawn from (seed, e), interleaved deterministically, through a shuffle
   buffer seeded from (seed, e). It starts at any example: a resumed run skips to
@@ -75,8 +76,7 @@ def scan_records(paths, remember_in=None, writes=True):
   known = _read_scanned(remember_in) if remember_in else {}
   counts, unsaved, saved_at = [], False, time.monotonic()
   for path in paths:
-    stat = tf.io.gfile.stat(path)
-    signature = [stat.length, stat.mtime_nsec]
+    signature = atomic_io.file_signature(path)
     entry = known.get(path)
     if entry is not None and entry.get("signature") == signature:
       counts.append(entry["records"])
@@ -92,8 +92,12 @@ def scan_records(paths, remember_in=None, writes=True):
   return counts
 
 
+def _scanned_path(directory):
+  return f"{directory.rstrip('/')}/{SCANNED_RECORDS}"
+
+
 def _read_scanned(directory):
-  path = f"{directory.rstrip('/')}/{SCANNED_RECORDS}"
+  path = _scanned_path(directory)
   if not tf.io.gfile.exists(path):
     return {}
   try:
@@ -105,7 +109,7 @@ def _read_scanned(directory):
 
 
 def _write_scanned(directory, known):
-  atomic_io.write_text(f"{directory.rstrip('/')}/{SCANNED_RECORDS}", json.dumps(known, indent=0))
+  atomic_io.write_text(_scanned_path(directory), json.dumps(known, indent=0))
 
 
 def check_record_count(path, expected):

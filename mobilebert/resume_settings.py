@@ -21,6 +21,7 @@ from absl import logging
 import tensorflow.compat.v1 as tf
 
 from mobilebert import atomic_io
+from mobilebert import checkpoint_resume
 from mobilebert import cli
 
 FILE_NAME = "run_settings.json"
@@ -139,8 +140,7 @@ def _checkpoint_steps(model_dir, phase_dirs):
     directory = model_dir if name == "." else os.path.join(model_dir, name)  # gs:// keeps its "//"
     latest = tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
     if latest is not None:
-      step = latest.rsplit("-", 1)[-1]
-      steps[name] = int(step) if step.isdigit() else 0
+      steps[name] = max(checkpoint_resume.step_of(latest), 0)
   return steps
 
 

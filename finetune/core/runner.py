@@ -2,8 +2,8 @@
 (resumable, with progress), prediction over padded static-shape batches, the checkpoint to predict with.
 
 A kind's runner (classification/runner.py, span/runner.py) calls these in order: `prepare`, featurize
-through finetune/core/records.py, `check_resume` (before it writes to --output_dir), `train`, then `predict_records` with `predict_checkpoint`, and scores
-and writes its own results.
+through finetune/core/records.py, `check_resume` (before it writes its own files to --output_dir),
+`train`, then `predict_records` with `predict_checkpoint`, and scores and writes its own results.
 """
 
 import os

@@ -107,20 +107,29 @@ class GenericTask(ClassificationTask):
     return self._reader.rows(path, split)
 
 
-class _TsvReader(DelimitedTask):
-  """Reads the generic task's tab-separated files; names in the column options need a header row."""
+class _ReadsForTask:
+  """A reader of the generic task's files, made by the task: it reads its data directory and, in the
+  task's encoding, which create_task sets after the task (and so its reader) was made; `rows` are
+  all of a file's rows, labelled or not (the task decides)."""
 
   def __init__(self, task):
     super().__init__(task.data_dir, task.skip_bad_rows)
-    self.options = task.options
     self._task = task
 
   @property
   def encoding(self):
-    return self._task.encoding  # set on the task after it was made (create_task)
+    return self._task.encoding
 
   def rows(self, path, split):
     return super()._rows(path, split, require_labels=False)
+
+
+class _TsvReader(_ReadsForTask, DelimitedTask):
+  """Reads the generic task's tab-separated files; names in the column options need a header row."""
+
+  def __init__(self, task):
+    super().__init__(task)
+    self.options = task.options
 
   def layout_for(self, split, first_row, path):
     options = self.options
@@ -155,20 +164,12 @@ class _CsvReader(_TsvReader):
     return iter_csv_records(path, self.encoding)
 
 
-class _JsonReader(JsonLinesTask):
+class _JsonReader(_ReadsForTask, JsonLinesTask):
   """Reads the generic task's JSON-lines files with the field names of the options."""
 
   def __init__(self, task):
-    super().__init__(task.data_dir, task.skip_bad_rows)
+    super().__init__(task)
     self.text_a_field = task.options.text_a_column
     self.text_b_field = task.options.text_b_column or None
     self.label_field = task.options.label_column
-    self._task = task
-
-  @property
-  def encoding(self):
-    return self._task.encoding
-
-  def rows(self, path, split):
-    return super()._rows(path, split, require_labels=False)
 
