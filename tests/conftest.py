@@ -22,6 +22,22 @@ GOLDENS = ("tiny_student_f2", "tiny_student_f4", "tiny_student_en", "tiny_teache
            "tiny_teacher_ibbert")
 
 
+def write_tiny_pair_task(directory, rows, splits):
+  """A sentence-pair task in `directory`: `<split>.tsv` of `rows` (`text_a\ttext_b\tlabel`) for each
+  split, a vocab of their Chinese characters and the tiny f2 student's golden config sized to it.
+  Returns (vocab path, config path)."""
+  for split in splits:
+    (directory / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+  chars = sorted({c for row in rows for c in row if "\u4e00" <= c <= "\u9fff"})
+  vocab = directory / "vocab.txt"
+  vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars) + "\n",
+                   encoding="utf-8")
+  config = directory / "config.json"
+  text = (REFERENCE / "golden" / "tiny_student_f2.json").read_text()
+  config.write_text(text.replace('"vocab_size": 512', f'"vocab_size": {5 + len(chars)}'))
+  return vocab, config
+
+
 @pytest.fixture(scope="session")
 def reference_dir():
   return REFERENCE

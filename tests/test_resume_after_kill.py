@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from conftest import write_tiny_pair_task
 from pretraining_testlib import (STUDENT_CONFIG, TEACHER_CHECKPOINT, TEACHER_CONFIG, random_instances,
                                  write_tfrecord)
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AT = str(ROOT / "tests" / "kill_at.py")
-FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def _run(point, module, argv):
@@ -112,15 +112,7 @@ def fixture_classifier(tmp_path_factory):
   data = tmp_path_factory.mktemp("lcqmc")
   rows = ["我喜欢猫\t我爱猫\t1", "今天下雨\t明天晴天\t0", "他在读书\t他在看书\t1", "苹果很甜\t汽车很快\t0",
           "天气很好\t天气不错\t1"]
-  for split in ("train", "dev", "test"):
-    (data / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-  chars = sorted({c for row in rows for c in row if "\u4e00" <= c <= "\u9fff"})
-  vocab = data / "vocab.txt"
-  vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars) + "\n",
-                   encoding="utf-8")
-  config = data / "config.json"
-  text = (FIXTURES / "reference" / "golden" / "tiny_student_f2.json").read_text()
-  config.write_text(text.replace('"vocab_size": 512', f'"vocab_size": {5 + len(chars)}'))
+  vocab, config = write_tiny_pair_task(data, rows, ("train", "dev", "test"))
   argv_for = _classifier_argv(data, vocab, config)
   reference = tmp_path_factory.mktemp("reference") / "out"
   result = _run("none", "finetune.run_classifier", argv_for(reference))

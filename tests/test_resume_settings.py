@@ -7,20 +7,17 @@ new flags without a word, and a changed --init_checkpoint was silently ignored.
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from mobilebert import resume_settings
 from pretraining_testlib import (STUDENT_CONFIG, TEACHER_CHECKPOINT, TEACHER_CONFIG, random_instances,
                                  write_tfrecord)
+from test_resume_after_kill import _run  # kill_at.py runs an entry point (or kills it at a point)
 from test_user_errors import assert_one_line_error
 
-from conftest import ROOT
+from conftest import write_tiny_pair_task
 
-KILL_AT = str(ROOT / "tests" / "kill_at.py")
-FIXTURES = ROOT / "tests" / "fixtures"
 SETTINGS = {"--learning_rate": 1e-3, "--train_batch_size": 4, "--bert_config_file": {"hidden_size": 8}}
 
 
@@ -116,13 +113,6 @@ def test_only_the_chief_writes(tmp_path):
 
 
 # -- the trainers --------------------------------------------------------------------------------------
-def _run(module, argv, point="none"):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-  return subprocess.run([sys.executable, KILL_AT, point, module, *argv], env=env, cwd=ROOT,
-                        capture_output=True, text=True, timeout=240)
-
-
 def _snapshot(directory):
   """{relative path: bytes} of every file under `directory`."""
   files = {}
@@ -139,15 +129,7 @@ def fixture_classifier_argv(tmp_path):
   data = tmp_path / "lcqmc"
   data.mkdir()
   rows = ["我喜欢猫\t我爱猫\t1", "今天下雨\t明天晴天\t0", "他在读书\t他在看书\t1", "苹果很甜\t汽车很快\t0"]
-  for split in ("train", "dev"):
-    (data / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-  chars = sorted({c for row in rows for c in row if "\u4e00" <= c <= "\u9fff"})
-  vocab = data / "vocab.txt"
-  vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars) + "\n",
-                   encoding="utf-8")
-  config = data / "config.json"
-  text = (FIXTURES / "reference" / "golden" / "tiny_student_f2.json").read_text()
-  config.write_text(text.replace('"vocab_size": 512', f'"vocab_size": {5 + len(chars)}'))
+  vocab, config = write_tiny_pair_task(data, rows, ("train", "dev"))
   return [
       "--task_name=lcqmc", f"--data_dir={data}", f"--vocab_file={vocab}",
       f"--bert_config_file={config}", f"--output_dir={tmp_path / 'out'}", "--do_train",
@@ -157,22 +139,21 @@ def fixture_classifier_argv(tmp_path):
 
 def test_run_classifier_resumed_with_another_learning_rate_stops_and_writes_nothing(
     classifier_argv, tmp_path):
-  first = _run("finetune.run_classifier", classifier_argv)
+  first = _run("none", "finetune.run_classifier", classifier_argv)
   assert first.returncode == 0, first.stderr[-3000:]
   output = tmp_path / "out"
   before = _snapshot(output)
   assert json.loads(before["run_settings.json"])["settings"]["--learning_rate"] == 1e-3
 
-  rerun = _run("finetune.run_classifier", classifier_argv + ["--learning_rate=5e-4",
-                                                             "--num_train_steps=4"])
+  changed = ["--learning_rate=5e-4", "--num_train_steps=4"]
+  rerun = _run("none", "finetune.run_classifier", classifier_argv + changed)
   assert_one_line_error(rerun, "run_classifier", str(output / "run_settings.json"),
                         "--learning_rate 0.001 -> 0.0005",
                         "--num_train_steps (or --num_train_epochs) 2 -> 4")
   assert _snapshot(output) == before
 
-  allowed = _run("finetune.run_classifier", classifier_argv + ["--learning_rate=5e-4",
-                                                               "--num_train_steps=4",
-                                                               "--allow_changed_settings"])
+  allowed = _run("none", "finetune.run_classifier",
+                 classifier_argv + changed + ["--allow_changed_settings"])
   assert allowed.returncode == 0, allowed.stderr[-3000:]
   record = _record(output)
   assert record["settings"]["--learning_rate"] == 5e-4
@@ -183,13 +164,13 @@ def test_run_classifier_resumed_with_another_learning_rate_stops_and_writes_noth
 
 def test_run_classifier_resumed_from_another_init_checkpoint_stops(classifier_argv, tmp_path):
   """The Estimator resumes from output_dir's checkpoint and never reads --init_checkpoint then."""
-  first = _run("finetune.run_classifier", classifier_argv)
+  first = _run("none", "finetune.run_classifier", classifier_argv)
   assert first.returncode == 0, first.stderr[-3000:]
   (tmp_path / "other").mkdir()
   for path in (tmp_path / "out").glob("model.ckpt-2.*"):
     shutil.copy(path, tmp_path / "other" / path.name)
   other = tmp_path / "other" / "model.ckpt-2"
-  rerun = _run("finetune.run_classifier", classifier_argv + [f"--init_checkpoint={other}"])
+  rerun = _run("none", "finetune.run_classifier", classifier_argv + [f"--init_checkpoint={other}"])
   assert_one_line_error(rerun, "run_classifier", "--init_checkpoint null -> ")
 
 
@@ -206,21 +187,22 @@ def test_pretraining_resumed_mid_warm_up_with_another_schedule_stops(tmp_path):
       "--num_train_steps=2", "--num_warmup_steps=1", "--max_seq_length=32",
       "--max_predictions_per_seq=4", "--train_batch_size=4", "--save_checkpoints_steps=2",
       "--learning_rate=1e-3", "--optimizer=adamw"]
-  killed = _run("pretrain.run_pretraining", argv, point="step:3")
+  killed = _run("step:3", "pretrain.run_pretraining", argv)
   assert killed.returncode == -9, killed.stderr[-3000:]
   assert os.path.exists(tmp_path / "out" / "warmup" / "model.ckpt-2.index")
   assert not os.path.exists(tmp_path / "out" / "checkpoint")
   before = _snapshot(tmp_path / "out")
 
-  rerun = _run("pretrain.run_pretraining", argv + ["--layer_wise_warmup_schedule=original"])
+  rerun = _run("none", "pretrain.run_pretraining", argv + ["--layer_wise_warmup_schedule=original"])
   assert_one_line_error(rerun, "run_pretraining.py", "--layer_wise_warmup_schedule \"staged\" -> "
                         "\"original\"")
   assert _snapshot(tmp_path / "out") == before
-  dry = _run("pretrain.run_pretraining", argv + ["--layer_wise_warmup_schedule=original", "--dry_run"])
+  dry = _run("none", "pretrain.run_pretraining",
+             argv + ["--layer_wise_warmup_schedule=original", "--dry_run"])
   assert dry.returncode == 0, dry.stderr[-3000:]
   assert ("settings changed since the run started (run_settings.json): --layer_wise_warmup_schedule; "
           "training stops unless --allow_changed_settings") in dry.stdout
 
-  resumed = _run("pretrain.run_pretraining", argv)
+  resumed = _run("none", "pretrain.run_pretraining", argv)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert _record(tmp_path / "out")["changes"] == []
