@@ -10,7 +10,7 @@ between the two and the medians are reported.
                                            # a float softmax (bench/tflite_models.py; on LiteRT when
                                            # installed; --tflite_runtime=tensorflow)
   python bench/bench_model.py --tflite_only --results_dir bench/results   # those alone, and the
-                                           # device targets in bench/results/<cpu kind>.json
+                                           # device targets in bench/results/<kind>-<vendor>.json
   python bench/bench_model.py --memory     # peak RSS of a fine-tuning run, each framework alone
 
 Prints a markdown table with the machine and versions, per-step times, throughput, the ratio
@@ -158,7 +158,7 @@ def main(argv=None):
                       help="time the TFLite formats only (not the TensorFlow graph's cases)")
   parser.add_argument("--results_dir", default=None,
                       help="also write the results and the device targets' pass/fail as JSON to "
-                      "RESULTS_DIR/<cpu kind>.json (bench/results: one file per CPU kind)")
+                      "RESULTS_DIR/<kind>-<vendor>.json (bench/results: one file per CPU kind and vendor)")
   parser.add_argument("--tflite_runtime", choices=("litert", "tensorflow"), default=None,
                       help="interpreter of --tflite (default: LiteRT when installed, else the one "
                       "bundled with TensorFlow)")

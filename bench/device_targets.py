@@ -5,8 +5,9 @@ Targets, on batch-1 inference (reported as pass/fail, never asserted: they descr
     the same alternating rounds);
   * each int8 format at least 2x faster than float32 TFLite (float32 ms / int8 ms >= 2; the two come
     from different cases, each alternated with its own peer).
-Results go to <results_dir>/<cpu kind>.json, one file per CPU kind (machine.cpu_kind), so the rows of
-an AVX2-only and an AVX-512 machine sit side by side.
+Results go to <results_dir>/<kind>-<vendor>.json, one file per CPU kind and vendor
+(machine.results_name: avx2-amd, avx512-intel, ...), so the rows of each machine sit side by side; a run
+under bench/hide_cpu_features.py is filed apart (avx2-amd-avx512-hidden) and records what was hidden.
 """
 
 import collections
@@ -44,11 +45,11 @@ def format_targets(targets):
 
 
 def write_results(results_dir, description, results, targets, peak_gflops, settings):
-  """Writes <results_dir>/<cpu kind>.json atomically; returns its path."""
+  """Writes <results_dir>/<machine.results_name()>.json atomically; returns its path."""
   import json  # pylint: disable=g-import-not-at-top
   # Imported here, after every worker has finished: the parent stays free of TensorFlow while timing.
   from mobilebert import atomic_io  # pylint: disable=g-import-not-at-top
-  path = os.path.join(results_dir, f"{machine.cpu_kind()}.json")
+  path = os.path.join(results_dir, f"{machine.results_name()}.json")
   cases = []
   for r in results:
     case = {"case": r.case, "ours_ms": 1e3 * r.ours, "peer_ms": 1e3 * r.peer,
@@ -58,8 +59,9 @@ def write_results(results_dir, description, results, targets, peak_gflops, setti
       case["ours_share_of_peak"] = r.flops / r.ours / 1e9 / peak_gflops
       case["peer_share_of_peak"] = r.flops / r.peer / 1e9 / peak_gflops
     cases.append(case)
-  value = {"cpu_kind": machine.cpu_kind(), "cpu_model": machine.cpu_model(),
-           "cpu_flags": machine.cpu_flags(), "cores": os.cpu_count(),
+  value = {"cpu_kind": machine.cpu_kind(), "cpu_vendor": machine.cpu_vendor(),
+           "cpu_model": machine.cpu_model(), "cpu_flags": machine.cpu_flags(),
+           "cpu_features_hidden": machine.hidden_cpu_features(), "cores": os.cpu_count(),
            "load_average": list(os.getloadavg()), "machine": machine.describe(),
            "description": description, "matmul_peak_gflops": peak_gflops,
            "settings": settings, "cases": cases, "targets": [t._asdict() for t in targets]}

@@ -7,26 +7,42 @@ import time
 
 
 def cpu_model():
+  return _cpuinfo_field("model name") or platform.processor() or "unknown"
+
+
+# Set by bench/hide_cpu_features.py: prefixes of the CPU flags it hides from this process's CPUID.
+HIDDEN_FEATURES_ENV = "MOBILEBERT_BENCH_HIDDEN_CPU_FEATURES"
+
+
+def _cpuinfo_field(name):
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
-        if line.startswith("model name"):
+        if line.startswith(name):
           return line.split(":", 1)[1].strip()
   except OSError:
     pass
-  return platform.processor() or "unknown"
+  return None
 
 
-def cpu_flags():
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("flags"):
-          flags = set(line.split(":", 1)[1].split())
-          return sorted(f for f in flags if f.startswith(("avx512", "avx2", "amx", "fma")))
-  except OSError:
-    pass
-  return []
+def hidden_cpu_features():
+  """The flag prefixes hidden from this process by bench/hide_cpu_features.py ([] when none)."""
+  return [f for f in os.environ.get(HIDDEN_FEATURES_ENV, "").split(",") if f]
+
+
+def cpu_flags(everything=False):
+  """The CPU's SIMD flags this process's kernels can see (all flags with `everything`, hidden too)."""
+  flags = set((_cpuinfo_field("flags") or "").split())
+  if everything:
+    return sorted(flags)
+  hidden = tuple(hidden_cpu_features())
+  return sorted(f for f in flags if f.startswith(("avx512", "avx2", "avx_vnni", "amx", "fma"))
+                and not (hidden and f.startswith(hidden)))
+
+
+def cpu_vendor():
+  vendor = _cpuinfo_field("vendor_id")
+  return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, "other")
 
 
 def cpu_kind():
@@ -35,6 +51,18 @@ def cpu_kind():
   if any(f.startswith("avx512") for f in flags):
     return "avx512"
   return "avx2" if "avx2" in flags else "other"
+
+
+def results_name():
+  """The benchmarks' results file stem: SIMD class and vendor, e.g. avx2-amd or avx512-intel.
+
+  With features hidden (bench/hide_cpu_features.py) it says so: avx2-amd-avx512-hidden.
+  """
+  name = f"{cpu_kind()}-{cpu_vendor()}"
+  if hidden_cpu_features():
+    real = cpu_flags(everything=True)
+    name += "-avx512-hidden" if any(f.startswith("avx512") for f in real) else "-hidden"
+  return name
 
 
 def package_version(*distributions):
@@ -53,7 +81,11 @@ def describe():
   Versions come from the package metadata, so the benchmark parents, which only drive worker
   processes, never import (and start the thread pools of) TensorFlow or torch themselves.
   """
-  parts = [f"CPU: {cpu_model()} ({os.cpu_count()} cores; {' '.join(cpu_flags()[:6])})",
+  hidden = hidden_cpu_features()
+  shown = " ".join(cpu_flags()[:6])
+  if hidden:
+    shown += f"; {', '.join(hidden)} hidden from CPUID by bench/hide_cpu_features.py"
+  parts = [f"CPU: {cpu_model()} ({os.cpu_count()} cores; {shown})",
            f"Python {platform.python_version()}"]
   for label, distributions in (("TensorFlow", ("tensorflow", "tensorflow-cpu", "tf-nightly")),
                                ("NumPy", ("numpy",)), ("torch", ("torch",)),

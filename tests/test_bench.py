@@ -74,7 +74,7 @@ def test_bench_model_runs_every_case_with_tflite(capsys):
 
 
 def test_bench_model_tflite_formats_write_the_device_targets(tmp_path, capsys):
-  """--tflite_only: every numeric format against the peer, and <cpu kind>.json with the targets."""
+  """--tflite_only: every numeric format against the peer, and <kind>-<vendor>.json with the targets."""
   import bench_model  # pylint: disable=g-import-not-at-top
   import machine  # pylint: disable=g-import-not-at-top
   formats = ["float32", "dynamic_int8", "full_int8", "qat_int8"]
@@ -83,7 +83,7 @@ def test_bench_model_tflite_formats_write_the_device_targets(tmp_path, capsys):
   out = capsys.readouterr().out
   _check_report(out.split("| target |")[0], [
       rf"inference, batch 1, TFLite {f} \(\d+\.\d MB, (litert|tensorflow)\)" for f in formats])
-  results = json.loads((tmp_path / f"{machine.cpu_kind()}.json").read_text())
+  results = json.loads((tmp_path / f"{machine.results_name()}.json").read_text())
   assert results["cpu_kind"] == machine.cpu_kind() and results["cpu_model"] == machine.cpu_model()
   cases = {c["case"].split(" (")[0].rsplit(" ", 1)[1]: c for c in results["cases"]}
   assert list(cases) == formats
@@ -179,12 +179,20 @@ def _profile_rows(text):
   return rows
 
 
-@pytest.mark.parametrize("flags, kind", [(["avx2", "avx512f", "fma"], "avx512"),
-                                         (["avx2", "fma"], "avx2"), ([], "other")])
-def test_cpu_kind_names_the_results_file(monkeypatch, flags, kind):
+@pytest.mark.parametrize("flags, vendor, hidden, name", [
+    (["avx2", "avx512f", "fma"], "GenuineIntel", "", "avx512-intel"),
+    (["avx2", "fma"], "AuthenticAMD", "", "avx2-amd"),
+    (["avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma"], "AuthenticAMD", "avx512,avx_vnni,amx",
+     "avx2-amd-avx512-hidden"),
+    ([], "CentaurHauls", "", "other-other")])
+def test_cpu_kind_and_vendor_name_the_results_file(monkeypatch, flags, vendor, hidden, name):
   import machine  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(machine, "cpu_flags", lambda: flags)
-  assert machine.cpu_kind() == kind
+  fields = {"flags": " ".join(flags), "vendor_id": vendor}
+  monkeypatch.setattr(machine, "_cpuinfo_field", fields.get)
+  monkeypatch.setenv(machine.HIDDEN_FEATURES_ENV, hidden)
+  assert machine.results_name() == name
+  assert machine.cpu_kind() == name.split("-")[0]
+  assert not any(f.startswith(tuple(hidden.split(","))) for f in machine.cpu_flags() if hidden)
 
 
 def test_bench_model_refuses_unknown_tflite_formats(capsys):
