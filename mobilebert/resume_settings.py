@@ -111,13 +111,7 @@ def check_or_record(model_dir, settings, allow_changes=False, writes=True, phase
     return {}
   changed = changes(record["settings"], current)
   if changed and not allow_changes:
-    described = [_describe(flag, old, new) for flag, (old, new) in changed.items()]
-    more = f" and {len(described) - _SHOWN} more" if len(described) > _SHOWN else ""
-    raise ChangedSettingsError(
-        f"{path}: this run started with other settings than these flags give: "
-        f"{'; '.join(described[:_SHOWN])}{more}. Resuming would continue its weights under the new "
-        f"ones; rerun with the flags it started with, use a new --output_dir, or pass {ALLOW_FLAG} "
-        "to continue anyway")
+    raise _refusal(path, changed)
   added = {flag: value for flag, value in current.items() if flag not in record["settings"]}
   if not changed and not added:
     return {}
@@ -131,6 +125,25 @@ def check_or_record(model_dir, settings, allow_changes=False, writes=True, phase
       history.append({"at_steps": steps, "changed": {f: list(v) for f, v in changed.items()}})
     _write(path, {"settings": dict(record["settings"], **current), "changes": history})
   return changed
+
+
+def check_unchanged(model_dir, settings, allow_changes=False, phase_dirs=()):
+  """check_or_record's refusal alone, writing nothing: for a check before the run writes anything to
+  `model_dir` (a trainer's feature cache), with the settings known so far. check_or_record follows
+  with all of them."""
+  changed = {} if allow_changes else pending_changes(model_dir, settings, phase_dirs)
+  if changed:
+    raise _refusal(os.path.join(model_dir, FILE_NAME), changed)
+
+
+def _refusal(path, changed):
+  described = [_describe(flag, old, new) for flag, (old, new) in changed.items()]
+  more = f" and {len(described) - _SHOWN} more" if len(described) > _SHOWN else ""
+  return ChangedSettingsError(
+      f"{path}: this run started with other settings than these flags give: "
+      f"{'; '.join(described[:_SHOWN])}{more}. Resuming would continue its weights under the new "
+      f"ones; rerun with the flags it started with, use a new --output_dir, or pass {ALLOW_FLAG} "
+      "to continue anyway")
 
 
 def _checkpoint_steps(model_dir, phase_dirs):

@@ -56,6 +56,20 @@ def test_other_settings_stop_the_resumed_run_naming_each_flag(tmp_path):
   assert _record(tmp_path)["settings"] == SETTINGS  # the record is left as it was
 
 
+def test_the_check_before_featurizing_compares_what_it_is_given_and_writes_nothing(tmp_path):
+  resume_settings.check_unchanged(str(tmp_path), SETTINGS)  # no run yet: nothing to compare
+  assert not os.listdir(tmp_path)
+  resume_settings.check_or_record(str(tmp_path), SETTINGS)
+  _fake_checkpoint(tmp_path, 2)
+  before = _record(tmp_path)
+  partial = {"--learning_rate": 1e-3}  # the settings known before the data is featurized
+  resume_settings.check_unchanged(str(tmp_path), partial)
+  with pytest.raises(resume_settings.ChangedSettingsError, match=r"--learning_rate 0.001 -> 0.002"):
+    resume_settings.check_unchanged(str(tmp_path), {"--learning_rate": 2e-3})
+  resume_settings.check_unchanged(str(tmp_path), {"--learning_rate": 2e-3}, allow_changes=True)
+  assert _record(tmp_path) == before
+
+
 def test_allowed_changes_are_recorded_with_the_steps_they_took_effect_at(tmp_path):
   resume_settings.check_or_record(str(tmp_path), SETTINGS)
   _fake_checkpoint(tmp_path, 6)

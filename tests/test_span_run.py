@@ -311,7 +311,8 @@ def test_do_eval_needs_answers_in_the_predict_file(tmp_path, init_path):
 
 def test_a_rerun_with_other_windows_or_batch_stops_naming_them(tmp_path, init_path):
   """The span half of test_resume_settings.py: --doc_stride changes the features (the training cache's
-  key), --train_batch_size the run; both are named, and the checkpoints are left as they were."""
+  key), --train_batch_size the run; both are named, before the new features are written, and the
+  checkpoints are left as they were."""
   data = str(tmp_path / "questions.json")
   squad_split.write_json(data, _cropped_questions(TRIAL, 6, 60, seed=3))
 
@@ -326,10 +327,12 @@ def test_a_rerun_with_other_windows_or_batch_stops_naming_them(tmp_path, init_pa
 
   run(config())
   before = glob_checkpoints(tmp_path / "out")
+  caches = sorted(os.listdir(tmp_path / "cache"))
   with pytest.raises(cli.UserError, match=r"--train_batch_size 4 -> 2; the training data \(its "
                                           r"feature cache key\) \"[0-9a-f]{16}\" -> \"[0-9a-f]{16}\"\. "):
     run(config(doc_stride=16, train_batch_size=2))
   assert glob_checkpoints(tmp_path / "out") == before
+  assert sorted(os.listdir(tmp_path / "cache")) == caches  # the other windows were not featurized
 
 
 def test_same_seed_gives_the_same_weights_and_a_resumed_run_ends_the_same(tmp_path, init_path):

@@ -79,16 +79,16 @@ class FinetuneRunConfig:
     steps = max(steps, 1)
     return steps, int(steps * self.warmup_proportion)
 
-  def resume_record(self, train_records_key, num_train_steps):
+  def resume_record(self, train_records_key, num_train_steps=None):
     """What defines the fine-tuned weights, keyed by flag (mobilebert/resume_settings.py). The
     training data is the key of its feature cache: the data, vocabulary, lengths and whatever else
-    changes the records (finetune/core/records.py)."""
+    changes the records (finetune/core/records.py). Without `num_train_steps` (not known before the
+    data is featurized), all but the step count."""
     record = {f"--{name}": getattr(self, name) for name in (
         "init_checkpoint", "train_batch_size", "learning_rate", "warmup_proportion", "optimizer",
         "weight_decay_rate", "use_quantized_training")}
     record.update({
         "--bert_config_file": BertConfig.from_json_file(self.bert_config_file).to_dict(),
-        "--num_train_steps (or --num_train_epochs)": num_train_steps,
         # The first 16 hex digits: what the cache's file names carry.
         "the training data (its feature cache key)": train_records_key[:16],
         "--rand_seed": self.run.rand_seed,
@@ -96,6 +96,8 @@ class FinetuneRunConfig:
     })
     record.update({f"--{name}": value
                    for name, value in dataclasses.asdict(self.distillation).items()})
+    if num_train_steps is not None:
+      record["--num_train_steps (or --num_train_epochs)"] = num_train_steps
     return record
 
   def encoder_settings(self, bert_config):

@@ -1,9 +1,10 @@
 """The runner skeleton every kind shares: checked inputs and outputs, training from cached records
 (resumable, with progress), prediction over padded static-shape batches, the checkpoint to predict with.
 
-A kind's runner (classification/runner.py, span/runner.py) calls these in order: `prepare`, featurize
-through finetune/core/records.py, `check_resume` (before it writes its own files to --output_dir),
-`train`, then `predict_records` with `predict_checkpoint`, and scores and writes its own results.
+A kind's runner (classification/runner.py, span/runner.py) calls these in order: `prepare`,
+`check_resume_before_featurizing`, featurize through finetune/core/records.py, `check_resume` (before
+it writes its own files to --output_dir), `train`, then `predict_records` with `predict_checkpoint`,
+and scores and writes its own results.
 """
 
 import os
@@ -50,10 +51,20 @@ def prepare(config, outputs, inputs):
   return bert_config, FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
 
 
+def check_resume_before_featurizing(config, records_key):
+  """check_resume's refusal before the training data is featurized: the feature cache goes to
+  --output_dir unless --tfrecord_dir, so a rerun with other data or settings stops before it writes
+  one there. `records_key` is the training split's cache key; a step count from --num_train_epochs,
+  which needs the features, is compared by check_resume."""
+  steps = config.train_steps(0)[0] if config.num_train_steps else None
+  resume_settings.check_unchanged(config.run.output_dir, config.resume_record(records_key, steps),
+                                  allow_changes=config.run.allow_changed_settings)
+
+
 def check_resume(config, records_key, num_train_steps):
-  """Before a training run writes its files to --output_dir (only the feature caches come first): a run
-  that has checkpoints there resumes only under the settings it started with; a new one records them
-  (mobilebert/resume_settings.py)."""
+  """Before a training run writes its files to --output_dir (only the feature caches of the data it
+  was started with come first): a run that has checkpoints there resumes only under the settings it
+  started with; a new one records them (mobilebert/resume_settings.py)."""
   resume_step(config.run.output_dir)  # an unreadable newest checkpoint is set aside first
   resume_settings.check_or_record(
       config.run.output_dir, config.resume_record(records_key, num_train_steps),

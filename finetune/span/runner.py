@@ -126,11 +126,13 @@ def run(config):
       raise cli.DataError(f"--do_eval scores checkpoints against the answers of --predict_file="
                           f"{config.predict_file}, which has none")
 
+  def key_of(path, is_training):
+    return span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
+                                  config.convert_traditional, is_training, config.input_encoding)
+
   def records_for(path, is_training, make_features):
-    key = span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
-                                 config.convert_traditional, is_training, config.input_encoding)
-    return span_records.cached_records(runner_lib.records_name(path), key, config.cache_dir,
-                                       make_features, is_training)
+    return span_records.cached_records(runner_lib.records_name(path), key_of(path, is_training),
+                                       config.cache_dir, make_features, is_training)
 
   def make_train_features():
     examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
@@ -139,6 +141,8 @@ def run(config):
 
   num_train_steps = num_warmup_steps = 0
   train_records = None
+  if config.do_train:
+    runner_lib.check_resume_before_featurizing(config, key_of(config.train_file, True))
   if config.do_train or config.activation_quantization:
     train_records = records_for(config.train_file, True, make_train_features)
   if config.do_train:

@@ -121,6 +121,8 @@ def run(config):
 
   num_train_steps, num_warmup_steps, train_split = 0, 0, None
   if config.do_train:
+    runner_lib.check_resume_before_featurizing(config, features_lib.cache_key(
+        task, "train", True, config.vocab_file, config.do_lower_case, config.max_seq_length))
     train_split = featurize("train")
     num_train_steps, num_warmup_steps = config.train_steps(train_split.num_examples)
     runner_lib.check_resume(config, train_split.key, num_train_steps)
