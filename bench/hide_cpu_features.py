@@ -92,7 +92,7 @@ def main(argv=None):
   except HideError as e:
     print(f"hide_cpu_features: {e}", file=sys.stderr)
     return 2
-  if argv[0] == "python":  # the interpreter running this script, as the usage line means
+  if argv[0] in ("python", "python3"):  # the interpreter running this script, as the usage means
     argv = [sys.executable] + argv[1:]
   os.execvpe(argv[0], argv, environment(library))
   return 0  # not reached
