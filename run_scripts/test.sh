@@ -7,4 +7,5 @@ VENV="${MOBILEBERT_VENV:-$ROOT/.venv}"
 bash "$ROOT/run_scripts/setup_env.sh" --test
 cd "$ROOT"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-exec "$VENV/bin/python" -m pytest -n "${MOBILEBERT_TEST_WORKERS:-2}" "$@"
+# loadgroup: the tests of one xdist group (a long shared fixture) run on one worker, and only there.
+exec "$VENV/bin/python" -m pytest -n "${MOBILEBERT_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -22,6 +22,14 @@ GOLDENS = ("tiny_student_f2", "tiny_student_f4", "tiny_student_en", "tiny_teache
            "tiny_teacher_ibbert")
 
 
+def pytest_collection_modifyitems(items):
+  """Tests in an xdist group (tests sharing a long module fixture, e.g. the tiny quick start) come
+  first: with run_scripts/test.sh's `--dist loadgroup` one worker starts them at once while the other
+  takes the rest, instead of one worker running them alone at the end."""
+  grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+  items[:] = grouped + [item for item in items if not item.get_closest_marker("xdist_group")]
+
+
 def write_tiny_pair_task(directory, rows, splits):
   """A sentence-pair task in `directory`: `<split>.tsv` of `rows` (`text_a\ttext_b\tlabel`) for each
   split, a vocab of their Chinese characters and the tiny f2 student's golden config sized to it.

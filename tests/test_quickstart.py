@@ -219,6 +219,7 @@ def fixture_tiny_run(tmp_path_factory):
   return output_dir, result.stdout
 
 
+@pytest.mark.xdist_group("tiny_quickstart")  # one worker runs the 7-min fixture, once
 def test_tiny_recipe_reports_every_model(tiny_run):
   from quickstart import finetuning
   output_dir, stdout = tiny_run
@@ -274,6 +275,7 @@ def test_tiny_recipe_reports_every_model(tiny_run):
   assert f"[1/{total}] corpus" in stdout and "about" in stdout and "left in all" in stdout
 
 
+@pytest.mark.xdist_group("tiny_quickstart")  # one worker runs the 7-min fixture, once
 def test_tiny_recipe_resumes_without_redoing_work(tiny_run):
   output_dir, _ = tiny_run
   before = _digests(output_dir)
@@ -296,6 +298,7 @@ def test_tiny_recipe_resumes_without_redoing_work(tiny_run):
   assert _digests(output_dir) == before  # no checkpoint rewritten, none added
 
 
+@pytest.mark.xdist_group("tiny_quickstart")  # one worker runs the 7-min fixture, once
 def test_other_settings_refuse_an_existing_output_dir(tiny_run):
   output_dir, _ = tiny_run
   result = _quickstart(output_dir, "--size=small", "--finetune_seeds=2")
@@ -323,6 +326,7 @@ def test_a_missing_vocab_file_is_named_before_anything_runs(tmp_path, capsys):
   assert not output_dir.exists()
 
 
+@pytest.mark.xdist_group("tiny_quickstart")  # one worker runs the 7-min fixture, once
 def test_sweep_scores_settings_on_dev_only(tiny_run):
   """quickstart.sweep on the finished tiny run: the quick start's own setting reproduces its dev
   score, every run is scored on dev alone, and the best setting is the highest mean."""
