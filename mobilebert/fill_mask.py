@@ -14,7 +14,6 @@ import json
 from absl import flags
 import numpy as np
 
-from mobilebert import checkpoint as checkpoint_lib
 from mobilebert import cli
 from mobilebert import tokenization
 from mobilebert.config import BertConfig

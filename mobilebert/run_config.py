@@ -15,7 +15,6 @@ import os
 import time
 from typing import Optional
 
-from absl import logging
 import tensorflow.compat.v1 as tf
 
 from mobilebert import atomic_io

@@ -9,7 +9,6 @@ summary.<name>.json.
     --max_seq_length=128 --max_predictions_per_seq=20 --num_workers=2
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 

@@ -11,7 +11,6 @@ This module only turns flags into a checked PretrainingSettings; pretrain/schedu
 See pretrain/README.md.
 """
 
-from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 

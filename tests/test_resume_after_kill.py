@@ -8,7 +8,6 @@ batch 2 over 5 examples (so the input wraps into a second, reshuffled epoch), ch
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
