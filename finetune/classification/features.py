@@ -126,10 +126,10 @@ def cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_le
 
 
 def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_length, cache_dir,
-                    require_labels=True):
+                    require_labels=True, key=None):
   """Featurizes one split into `cache_dir`, or reuses the records a previous run wrote for the same key
-  (finetune/core/records.py)."""
-  key = cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_length)
+  (finetune/core/records.py); `key` is the split's cache_key when the caller has it already."""
+  key = key or cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_length)
   stem = os.path.join(cache_dir, f"{task.name}.{split}.len{max_seq_length}.{key[:16]}")
 
   def make_records():

@@ -124,16 +124,17 @@ def run(config):
     check_label_list(config.distillation.teacher_dir(), task, "--teacher_init_checkpoint")
   _check_seq_length(config, task)
 
-  def featurize(split, require_labels=True):
+  def featurize(split, require_labels=True, key=None):
     return features_lib.cached_features(
         task, split, tokenizer, config.vocab_file, config.do_lower_case, config.max_seq_length,
-        config.cache_dir, require_labels=require_labels)
+        config.cache_dir, require_labels=require_labels, key=key)
 
   num_train_steps, num_warmup_steps, train_split = 0, 0, None
   if config.do_train:
-    runner_lib.check_resume_before_featurizing(config, features_lib.cache_key(
-        task, "train", True, config.vocab_file, config.do_lower_case, config.max_seq_length))
-    train_split = featurize("train")
+    train_key = features_lib.cache_key(task, "train", True, config.vocab_file, config.do_lower_case,
+                                       config.max_seq_length)
+    runner_lib.check_resume_before_featurizing(config, train_key)
+    train_split = featurize("train", key=train_key)
     num_train_steps, num_warmup_steps = config.train_steps(train_split.num_examples)
     runner_lib.check_resume(config, train_split.key, num_train_steps)
   # The eval split is read before training: a bad dev file stops the run before it trains.

@@ -130,9 +130,10 @@ def run(config):
     return span_records.cache_key(path, config.vocab_file, config.do_lower_case, settings,
                                   config.convert_traditional, is_training, config.input_encoding)
 
-  def records_for(path, is_training, make_features):
-    return span_records.cached_records(runner_lib.records_name(path), key_of(path, is_training),
-                                       config.cache_dir, make_features, is_training)
+  def records_for(path, is_training, make_features, key=None):
+    return span_records.cached_records(runner_lib.records_name(path),
+                                       key or key_of(path, is_training), config.cache_dir,
+                                       make_features, is_training)
 
   def make_train_features():
     examples, _ = span_data.read_examples(config.train_file, config.convert_traditional,
@@ -140,11 +141,12 @@ def run(config):
     return span_features.convert_examples(tokenizer, examples, settings, for_training=True)
 
   num_train_steps = num_warmup_steps = 0
-  train_records = None
+  train_records = train_key = None
   if config.do_train:
-    runner_lib.check_resume_before_featurizing(config, key_of(config.train_file, True))
+    train_key = key_of(config.train_file, True)
+    runner_lib.check_resume_before_featurizing(config, train_key)
   if config.do_train or config.activation_quantization:
-    train_records = records_for(config.train_file, True, make_train_features)
+    train_records = records_for(config.train_file, True, make_train_features, train_key)
   if config.do_train:
     num_train_steps, num_warmup_steps = config.train_steps(train_records.num_features)
     runner_lib.check_resume(config, train_records.key, num_train_steps)

@@ -42,9 +42,10 @@ def cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_le
 
 
 def cached_features(task, split, tokenizer, vocab_file, do_lower_case, max_seq_length, cache_dir,
-                    require_labels=True):
-  """Featurizes one split into `cache_dir` (one record a window), or reuses an earlier run's records."""
-  key = cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_length)
+                    require_labels=True, key=None):
+  """Featurizes one split into `cache_dir` (one record a window), or reuses an earlier run's records;
+  `key` is the split's cache_key when the caller has it already."""
+  key = key or cache_key(task, split, require_labels, vocab_file, do_lower_case, max_seq_length)
   spec = feature_spec(max_seq_length)
 
   def make_records():
