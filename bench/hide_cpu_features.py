@@ -50,10 +50,14 @@ def build_library(build_dir=None):
   if not compiler:
     raise HideError("no C compiler (cc, gcc or $CC) to build bench/hide_cpu_features.c")
   partial = f"{path}.{os.getpid()}.partial"
-  built = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", partial, SOURCE, "-ldl"],
-                         capture_output=True, text=True, check=False)
+  try:
+    built = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", partial, SOURCE, "-ldl"],
+                           capture_output=True, text=True, check=False)
+  except OSError as e:
+    raise HideError(f"cannot run the C compiler {compiler}: {e.strerror}") from None
   if built.returncode != 0:
-    raise HideError(f"building {SOURCE} failed: {built.stderr.strip().splitlines()[-1:]}")
+    raise HideError(f"building {SOURCE} with {compiler} failed: "
+                    f"{' '.join(built.stderr.strip().splitlines()[-1:])}")
   os.replace(partial, path)
   return path
 

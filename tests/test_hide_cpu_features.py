@@ -110,6 +110,24 @@ def test_it_refuses_without_cpuid_faulting(monkeypatch, capsys):
   assert "no CPUID faulting (/proc/cpuinfo flag cpuid_fault)" in capsys.readouterr().err
 
 
+def test_a_missing_or_failing_compiler_is_one_clear_error(tmp_path, monkeypatch):
+  monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+  with pytest.raises(hide_cpu_features.HideError, match=r"cannot run the C compiler .*no-such-cc"):
+    hide_cpu_features.build_library(str(tmp_path))
+  failing = tmp_path / "failing-cc"
+  failing.write_text("#!/bin/sh\necho 'cc: fatal error: out of cheese' >&2\nexit 1\n")
+  failing.chmod(0o755)
+  monkeypatch.setenv("CC", str(failing))
+  with pytest.raises(hide_cpu_features.HideError,
+                     match=r"hide_cpu_features.c with .*failing-cc failed: cc: fatal error: out of cheese$"):
+    hide_cpu_features.build_library(str(tmp_path))
+  monkeypatch.delenv("CC")
+  monkeypatch.setattr(shutil, "which", lambda name: None)
+  with pytest.raises(hide_cpu_features.HideError, match=r"^no C compiler \(cc, gcc or \$CC\)"):
+    hide_cpu_features.build_library(str(tmp_path))
+  assert not list(tmp_path.glob("*.so"))
+
+
 def test_the_environment_tells_every_dispatching_library():
   env = hide_cpu_features.environment("/x/hide.so", {"LD_PRELOAD": "/y/other.so",
                                                      "GLIBC_TUNABLES": "glibc.malloc.check=0"})
