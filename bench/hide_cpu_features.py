@@ -98,8 +98,12 @@ def main(argv=None):
     return 2
   if argv[0] in ("python", "python3"):  # the interpreter running this script, as the usage means
     argv = [sys.executable] + argv[1:]
-  os.execvpe(argv[0], argv, environment(library))
-  return 0  # not reached
+  try:
+    os.execvpe(argv[0], argv, environment(library))
+  except OSError as e:
+    print(f"hide_cpu_features: cannot run {argv[0]}: {e.strerror}", file=sys.stderr)
+    return 2
+  return 0  # not reached: the command replaced this process
 
 
 if __name__ == "__main__":

@@ -93,6 +93,10 @@ def test_other_faults_still_reach_the_programs_crash_handler():
 @needs_hiding
 def test_the_exit_code_is_the_commands():
   assert _run(["python", "-c", "import sys; sys.exit(7)"]).returncode == 7
+  missing = _run(["no-such-command-here"])
+  assert missing.returncode == 2
+  assert missing.stderr.strip() == ("hide_cpu_features: cannot run no-such-command-here: "
+                                    "No such file or directory")
 
 
 def test_it_refuses_a_cpu_with_nothing_to_hide(monkeypatch, capsys):
